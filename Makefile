@@ -1,0 +1,18 @@
+# The two commands a newcomer needs (see README.md):
+#   make dev    run the system locally (no Cloudflare account needed)
+#   make test   run every check and test CI runs
+# Both install what they need first, into .cache/ (ignored by git).
+
+PYTHON ?= python3
+VENV_PY := .cache/venv/bin/python
+
+.PHONY: dev test bootstrap
+
+bootstrap:
+	@$(PYTHON) scripts/bootstrap.py --chromium
+
+dev: bootstrap
+	@$(VENV_PY) scripts/dev.py
+
+test: bootstrap
+	@$(VENV_PY) scripts/check.py

@@ -1,0 +1,1 @@
+"""The sandbox runtime: the container's entrypoint around the OpenClaw gateway."""
