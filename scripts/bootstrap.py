@@ -21,6 +21,7 @@ import subprocess
 import sys
 import venv
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"
@@ -37,7 +38,7 @@ def log(message: str) -> None:
     print(f"bootstrap: {message}", flush=True)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"bootstrap: error: {message}", file=sys.stderr, flush=True)
     sys.exit(1)
 
@@ -70,7 +71,7 @@ def stamp(name: str, key: str) -> None:
 def parse_version(text: str) -> tuple[int, int, int]:
     parts = text.strip().lstrip("v").split(".")
     try:
-        major, minor, patch = (int(p) for p in (parts + ["0", "0"])[:3])
+        major, minor, patch = (int(p) for p in [*parts, "0", "0"][:3])
     except ValueError:
         return (0, 0, 0)
     return (major, minor, patch)
@@ -81,7 +82,7 @@ def node_ok(version: tuple[int, int, int]) -> bool:
 
 
 def python_env() -> Path:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - runs under the system python, before the venv
         fail(f"Python >= 3.11 is required, this is {sys.version.split()[0]}; install python3.11+.")
     python = VENV / "bin" / "python"
     inputs = [ROOT / "pyproject.toml", ROOT / "container" / "pyproject.toml"]
@@ -99,7 +100,14 @@ def python_env() -> Path:
     run([*cmd, "-e", str(ROOT / "container"), "-e", f"{ROOT}[dev]"])
     if not constraints.exists():
         frozen = subprocess.run(  # noqa: S603
-            [str(python), "-m", "pip", "freeze", "--exclude-editable", "--disable-pip-version-check"],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "freeze",
+                "--exclude-editable",
+                "--disable-pip-version-check",
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -125,7 +133,9 @@ def node_binary() -> Path:
         return local
     npm = shutil.which("npm")
     if not npm:
-        fail("npm is required to fetch Node 24; install Debian's `npm` package (apt-get install npm).")
+        fail(
+            "npm is required to fetch Node 24: install Debian's `npm` package (apt-get install npm)"
+        )
     log(f"system Node is older than {'.'.join(map(str, NODE_MIN))}: installing {NODE_PACKAGE}")
     (CACHE / "node").mkdir(parents=True, exist_ok=True)
     run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(CACHE / "node"), NODE_PACKAGE])
@@ -182,7 +192,9 @@ def chromium() -> Path:
         return Path(found)
     apt = shutil.which("apt-get")
     if not apt or os.geteuid() != 0:
-        fail("Chromium is required: install Debian's `chromium` package (apt-get install chromium).")
+        fail(
+            "Chromium is required: install Debian's `chromium` package (apt-get install chromium)."
+        )
     log("installing Debian's chromium (headless browser for the CDP and end-to-end tests)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run([apt, "update", "-qq"], env=env)
@@ -194,7 +206,7 @@ def chromium() -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--chromium", action="store_true", help="also install Debian's chromium")
     args = parser.parse_args()
     CACHE.mkdir(exist_ok=True)

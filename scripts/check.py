@@ -20,6 +20,8 @@ def tools_env() -> dict[str, str]:
     tools = json.loads((ROOT / ".cache" / "tools.json").read_text())
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(BIN), str(Path(tools["node"]).parent), env.get("PATH", "")])
+    # pyright's PyPI wrapper fetches the pyright npm package on first use; keep it in the cache.
+    env.setdefault("PYRIGHT_PYTHON_CACHE_DIR", str(ROOT / ".cache" / "pyright"))
     return env
 
 
@@ -40,7 +42,11 @@ def main() -> None:
     step("pyright", [str(BIN / "pyright")])
     worker = ROOT / "worker"
     if (worker / "package.json").exists():
-        step("worker checks (tsc, lint, vitest in workerd)", ["npm", "run", "--silent", "check"], cwd=worker)
+        step(
+            "worker checks (tsc, lint, vitest in workerd)",
+            ["npm", "run", "--silent", "check"],
+            cwd=worker,
+        )
     step("pytest", [str(BIN / "python"), "-m", "pytest", *sys.argv[1:]])
 
 
