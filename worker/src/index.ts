@@ -1,0 +1,9 @@
+export default {
+	async fetch(request: Request): Promise<Response> {
+		const url = new URL(request.url);
+		if (url.pathname === "/healthz") {
+			return Response.json({ ok: true });
+		}
+		return new Response("not found", { status: 404 });
+	},
+} satisfies ExportedHandler<Env>;
