@@ -1,0 +1,242 @@
+"""Reading the state directory: what to include, consistent copies, change fingerprints.
+
+SQLite databases are recognised by their 16-byte header, not their name, and read through
+`sqlite3.Connection.backup` into a private temp file: a byte copy of a live database can catch a
+half-applied transaction, and its `-wal` holds commits the main file does not have yet. Their
+`-wal`/`-shm`/`-journal` siblings are therefore never stored (the backup already contains every
+committed page). Other files are read through one descriptor and re-read when their size or
+mtime moved during the read.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import sqlite3
+import stat
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SnapshotError
+from .manifest import CHUNK_SIZE, Entry
+
+log = logging.getLogger(__name__)
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+
+# What a real OpenClaw state dir holds that must not be snapshotted (observed by running
+# `openclaw gateway run` with OPENCLAW_STATE_DIR set, and matching what `openclaw backup create`
+# itself treats as regenerable or volatile):
+#   tmp/            gateway.*.lock / *.lock.sqlite files with a pid, CLI shims, transfer scratch.
+#                   A restored lock names a dead pid of another container and can block startup.
+#   cache/          control-ui-assets/<hash>/ (~54 MB) unpacked from the installed package at
+#                   start; everything under cache/ is re-derivable by definition.
+#   npm/, npm-runtime/, tools/, node_modules/, plugin-skills/
+#                   installed code and generated symlink indexes, rebuilt by OpenClaw (plugins
+#                   are reinstalled with `openclaw plugins update`, as its own backup documents).
+#   sandbox/skills-workspaces/   scratch copies of skills for sandboxed runs.
+#   browser/*/user-data/Singleton*   Chromium's profile locks; restored, they stop Chromium.
+#   logs/, *.log    diagnostics, not state; they change constantly and would defeat "no change,
+#                   no snapshot".
+#   *.lock, *.pid, *.sock, *.tmp   per-process files, meaningless in another container.
+# Session transcripts (agents/*/sessions/*.jsonl) are deliberately kept: they are conversations.
+DEFAULT_EXCLUDES: tuple[str, ...] = (
+    "tmp/**",
+    "cache/**",
+    "npm/**",
+    "npm-runtime/**",
+    "tools/**",
+    "plugin-skills/**",
+    "sandbox/skills-workspaces/**",
+    "browser/*/user-data/Singleton*",
+    "logs/**",
+    "node_modules",
+    "*.log",
+    "*.lock",
+    "*.pid",
+    "*.sock",
+    "*.tmp",
+)
+
+
+class Excludes:
+    """gitignore-like globs: no slash matches a name at any depth, a slash anchors at the root,
+    `**` spans any number of directories. A matched directory is skipped whole."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self._anchored: list[list[str]] = []
+        self._names: list[str] = []
+        for pattern in patterns:
+            cleaned = pattern.strip().strip("/")
+            if not cleaned:
+                continue
+            if "/" in cleaned:
+                self._anchored.append(cleaned.split("/"))
+            else:
+                self._names.append(cleaned)
+
+    def __call__(self, rel: str) -> bool:
+        name = rel.rpartition("/")[2]
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in self._names):
+            return True
+        parts = rel.split("/")
+        return any(_match_parts(pattern, parts) for pattern in self._anchored)
+
+
+def _match_parts(pattern: list[str], parts: list[str]) -> bool:
+    if not pattern:
+        return not parts
+    head = pattern[0]
+    if head == "**":
+        return any(_match_parts(pattern[1:], parts[i:]) for i in range(len(parts) + 1))
+    return (
+        bool(parts) and fnmatch.fnmatchcase(parts[0], head) and _match_parts(pattern[1:], parts[1:])
+    )
+
+
+@dataclass
+class ScanStats:
+    files: int = 0
+    bytes: int = 0
+    sqlite: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+ChunkSink = Callable[[str, bytes], None]
+
+
+def walk(root: Path, excludes: Excludes) -> Iterator[tuple[str, os.stat_result]]:
+    """Every non-excluded entry under root (depth first, sorted), without following links."""
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            with os.scandir(root / rel_dir if rel_dir else root) as it:
+                children = sorted(it, key=lambda e: e.name)
+        except FileNotFoundError:
+            continue
+        subdirs: list[str] = []
+        for child in children:
+            rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
+            if excludes(rel):
+                continue
+            try:
+                st = child.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield rel, st
+            if stat.S_ISDIR(st.st_mode):
+                subdirs.append(rel)
+        stack.extend(reversed(subdirs))
+
+
+def fingerprint(root: Path, excludes: Excludes) -> frozenset[tuple[str, int, int, int]]:
+    """Cheap change detection: (path, size, mtime_ns, inode) of every entry.
+
+    Unlike a snapshot this keeps `-wal` and `-journal` files: in WAL mode a commit touches only
+    the -wal, so the database file alone would look idle. `-shm` is left out because readers
+    update it too.
+    """
+    return frozenset(
+        (rel, st.st_size, st.st_mtime_ns, st.st_ino)
+        for rel, st in walk(root, excludes)
+        if not rel.endswith("-shm")
+    )
+
+
+def build_entries(
+    root: Path, excludes: Excludes, blob_id: Callable[[bytes], str], sink: ChunkSink
+) -> tuple[list[Entry], ScanStats]:
+    """Read the state dir into manifest entries; every chunk read goes through `sink`."""
+    stats = ScanStats()
+    entries: list[Entry] = []
+    seen = list(walk(root, excludes))
+    names = {rel for rel, _ in seen}
+    with tempfile.TemporaryDirectory(prefix="molt-snapshot-") as scratch:
+        for rel, st in seen:
+            mode = stat.S_IMODE(st.st_mode) & 0o777
+            if stat.S_ISDIR(st.st_mode):
+                entries.append(Entry(rel, "dir", mode, 0, ()))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                # Symlinks, sockets, fifos, devices are not state we can restore safely.
+                stats.skipped.append(rel)
+                continue
+            if any(rel.endswith(s) and rel[: -len(s)] in names for s in SQLITE_SIDECARS):
+                continue
+            path = root / rel
+            try:
+                if _is_sqlite(path):
+                    size, blobs = _read_sqlite(path, Path(scratch), blob_id, sink)
+                    stats.sqlite += 1
+                else:
+                    size, blobs = _read_stable(path, blob_id, sink)
+            except FileNotFoundError:
+                continue  # deleted while we scanned: absent from this generation
+            entries.append(Entry(rel, "file", mode, size, tuple(blobs)))
+            stats.files += 1
+            stats.bytes += size
+    return entries, stats
+
+
+def _is_sqlite(path: Path) -> bool:
+    with open(path, "rb", opener=_nofollow) as f:
+        return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+
+
+def _read_sqlite(
+    path: Path, scratch: Path, blob_id: Callable[[bytes], str], sink: ChunkSink
+) -> tuple[int, list[str]]:
+    copy = scratch / "db.sqlite"
+    copy.unlink(missing_ok=True)
+    try:
+        source = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            source.execute("PRAGMA query_only = ON")
+            target = sqlite3.connect(copy)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+        finally:
+            source.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise SnapshotError(f"{path.name}: database stayed locked for 30 s; retry") from exc
+        raise SnapshotError(f"{path.name}: SQLite backup failed: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        # A damaged database cannot be backed up; its bytes are still the best copy we have.
+        log.warning("SQLite backup of %s failed (%s); storing its bytes as they are", path, exc)
+        return _read_stable(path, blob_id, sink)
+    return _read_stable(copy, blob_id, sink)
+
+
+def _read_stable(
+    path: Path, blob_id: Callable[[bytes], str], sink: ChunkSink, attempts: int = 3
+) -> tuple[int, list[str]]:
+    for attempt in range(attempts):
+        with open(path, "rb", opener=_nofollow) as f:
+            before = os.fstat(f.fileno())
+            blobs: list[str] = []
+            size = 0
+            while chunk := f.read(CHUNK_SIZE):
+                ident = blob_id(chunk)
+                sink(ident, chunk)
+                blobs.append(ident)
+                size += len(chunk)
+            after = os.fstat(f.fileno())
+        stable = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
+        if stable and size == after.st_size:
+            return size, blobs
+        if attempt == attempts - 1:
+            log.warning("%s kept changing while read; the next snapshot will catch up", path)
+            return size, blobs
+    raise AssertionError("unreachable")
+
+
+def _nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)

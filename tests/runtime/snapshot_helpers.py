@@ -1,0 +1,95 @@
+"""Shared pieces for the snapshot tests (a plain module, so it cannot clash with a conftest)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from sandbox_runtime.snapshots import SnapshotManager
+from sandbox_runtime.snapshots.crypto import Cipher
+from sandbox_runtime.snapshots.manifest import Manifest, decode_head, decode_manifest
+from sandbox_runtime.snapshots.store import Store
+
+KEY = bytes(range(32))
+
+
+def make_state(root: Path) -> Path:
+    """A small state dir shaped like OpenClaw's: a WAL-mode SQLite db, config, locks, cache."""
+    (root / "state").mkdir(parents=True)
+    (root / "tmp" / "openclaw-0").mkdir(parents=True)
+    (root / "cache" / "control-ui-assets").mkdir(parents=True)
+    (root / "agents" / "main" / "sessions").mkdir(parents=True)
+    (root / "tmp" / "openclaw-0" / "gateway.lock").write_text('{"pid": 1}')
+    (root / "cache" / "control-ui-assets" / "app.js").write_text("x" * 1000)
+    (root / "agents" / "main" / "sessions" / "s1.jsonl").write_text('{"role":"user"}\n')
+    (root / "openclaw.json").write_text('{"gateway": {}}')
+    (root / "credentials").mkdir(mode=0o700)
+    secret = root / "credentials" / "token.json"
+    secret.write_text('{"t": 1}')
+    secret.chmod(0o600)
+    db = sqlite3.connect(root / "state" / "openclaw.sqlite")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)")
+    db.execute("INSERT INTO kv VALUES ('a', '1')")
+    db.commit()
+    db.close()
+    return root
+
+
+def db_rows(state: Path) -> list[tuple[str, str]]:
+    db = sqlite3.connect(state / "state" / "openclaw.sqlite")
+    try:
+        return db.execute("SELECT k, v FROM kv ORDER BY k").fetchall()
+    finally:
+        db.close()
+
+
+def put_row(state: Path, key: str, value: str) -> None:
+    db = sqlite3.connect(state / "state" / "openclaw.sqlite")
+    db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+    db.commit()
+    db.close()
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Relative path -> content (None for directories), for whole-tree comparisons."""
+    found: dict[str, bytes | None] = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(dirpath, name), root)] = None
+        for name in files:
+            path = os.path.join(dirpath, name)
+            found[os.path.relpath(path, root)] = Path(path).read_bytes()
+    return found
+
+
+def manager(store: Store, state: Path, keep: int = 30, grace_s: float = 3600.0) -> SnapshotManager:
+    return SnapshotManager(
+        store=store, key=KEY, state_dir=state, keep=keep, prune_grace_s=grace_s, sweep_interval_s=0
+    )
+
+
+async def read_head_manifest(store: Store) -> Manifest:
+    cipher = Cipher(KEY)
+    head_obj = await store.get("snapshots/HEAD")
+    assert head_obj is not None
+    head = decode_head(cipher.open("head", "HEAD", head_obj.data))
+    obj = await store.get(f"snapshots/manifests/{head.manifest}")
+    assert obj is not None
+    return decode_manifest(cipher.open("manifest", head.manifest, obj.data), head.manifest)
+
+
+async def store_snapshot(store: Store) -> dict[str, bytes]:
+    """Every object in the store, to prove an operation changed nothing."""
+    found: dict[str, bytes] = {}
+    for info in await store.list("snapshots/"):
+        obj = await store.get(info.key)
+        assert obj is not None
+        found[info.key] = obj.data
+    return found
+
+
+def seal_manifest_raw(body: bytes, ident: str) -> bytes:
+    """Seal arbitrary manifest bytes with the test key (to craft malicious generations)."""
+    return Cipher(KEY).seal("manifest", ident, body)
