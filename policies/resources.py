@@ -1,0 +1,94 @@
+"""How the moltworker resources look to the Pulumi engine: type tokens and property access.
+
+The engine hands policies the resource inputs under their wire names (camelCase for the bridged
+Cloudflare provider, the Python keys as written for dynamic resources). `prop` accepts both
+spellings so a validator reads the same under the engine, under mocks and in unit tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+R2_BUCKET = "cloudflare:index/r2Bucket:R2Bucket"
+R2_MANAGED_DOMAIN = "cloudflare:index/r2ManagedDomain:R2ManagedDomain"
+R2_CUSTOM_DOMAIN = "cloudflare:index/r2CustomDomain:R2CustomDomain"
+ACCOUNT_TOKEN = "cloudflare:index/accountToken:AccountToken"  # noqa: S105 - a type token
+API_TOKEN = "cloudflare:index/apiToken:ApiToken"  # noqa: S105 - a type token
+TOKENS = (ACCOUNT_TOKEN, API_TOKEN)
+# The Zero Trust resources still answer to their pre-6.0 names through aliases.
+ACCESS_APPLICATIONS = (
+    "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication",
+    "cloudflare:index/accessApplication:AccessApplication",
+)
+ACCESS_POLICIES = (
+    "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy",
+    "cloudflare:index/accessPolicy:AccessPolicy",
+)
+AI_GATEWAY = "cloudflare:index/aiGateway:AiGateway"
+WORKERS_SCRIPT = "cloudflare:index/workersScript:WorkersScript"
+WORKER_VERSION = "cloudflare:index/workerVersion:WorkerVersion"
+WORKER_SCRIPTS = (WORKERS_SCRIPT, WORKER_VERSION)
+WORKER = "cloudflare:index/worker:Worker"
+WORKERS_CUSTOM_DOMAIN = "cloudflare:index/workersCustomDomain:WorkersCustomDomain"
+WORKERS_ROUTE = "cloudflare:index/workersRoute:WorkersRoute"
+WORKERS_SCRIPT_SUBDOMAIN = "cloudflare:index/workersScriptSubdomain:WorkersScriptSubdomain"
+RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
+DOCKER_IMAGE = "docker-build:index:Image"
+# `pulumi-python:dynamic:Resource`, or `pulumi-python:dynamic/<module>:<Name>` when the
+# resource class names itself (pulumi.dynamic.Resource's `module=`/`name=` class arguments).
+DYNAMIC_PREFIX = "pulumi-python:dynamic"
+CONTAINER_APP_TYPES = ("pulumi-python:dynamic/moltworker:ContainerApp",)
+# The engine strips `__provider` from what policies see, so a generic dynamic resource is told
+# apart by the inputs infra/dynamic/container_app.py gives it.
+CONTAINER_APP_KEYS = frozenset({"image", "max_instances", "class_name", "script_name"})
+
+
+def prop(props: Mapping[str, Any], *names: str) -> Any:
+    """The first of `names` present in `props` (wire name first, then the Python name)."""
+    for name in names:
+        if name in props:
+            return props[name]
+    return None
+
+
+def mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def items(value: Any) -> Iterator[Mapping[str, Any]]:
+    """The mappings in a list-valued property (an absent list is empty)."""
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        for item in value:
+            if isinstance(item, Mapping):
+                yield item
+
+
+def is_container_app(resource_type: str, props: Mapping[str, Any]) -> bool:
+    if resource_type in CONTAINER_APP_TYPES:
+        return True
+    return resource_type.startswith(DYNAMIC_PREFIX) and set(props) >= CONTAINER_APP_KEYS
+
+
+def worker_bindings(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The bindings of a WorkersScript or WorkerVersion, in declaration order."""
+    return list(items(prop(props, "bindings")))
+
+
+def binding_text(binding: Mapping[str, Any]) -> str | None:
+    text = prop(binding, "text")
+    return text if isinstance(text, str) else None
+
+
+def json_object(value: Any) -> Mapping[str, Any] | None:
+    """A token policy's `resources`: a JSON object in a string (provider v6) or a map."""
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return None
