@@ -1,0 +1,61 @@
+"""`python -m sandbox_runtime` / `sandbox-runtime`: the container's entrypoint."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from .logs import LogRing, Redactor, setup_logging
+from .settings import SECRET_VARS, ConfigError, Settings, load_settings
+
+log = logging.getLogger("supervisor")
+
+
+def check_environment(env: Mapping[str, str]) -> tuple[Settings, Any, bytes]:
+    """Every configuration problem at once: the runtime's own and the snapshot store's."""
+    from .snapshots import SnapshotError, key_from_env, open_store
+
+    problems: list[str] = []
+    settings = store = key = None
+    try:
+        settings = load_settings(env)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    try:
+        key = key_from_env(env)
+    except SnapshotError as exc:
+        problems.append(str(exc))
+    try:
+        store = open_store(env)
+    except SnapshotError as exc:
+        problems.append(str(exc))
+    if problems or settings is None or key is None:
+        raise ConfigError(problems)
+    return settings, store, key
+
+
+def main() -> None:
+    ring = LogRing()
+    # Built from the raw environment before anything is validated, so even a message about a
+    # bad setting cannot echo a secret.
+    redactor = Redactor(os.environ.get(name, "") for name in SECRET_VARS)
+    setup_logging(redactor, ring)
+    try:
+        settings, store, key = check_environment(os.environ)
+    except ConfigError as exc:
+        log.error("the sandbox cannot start; fix the configuration:")
+        for problem in exc.problems:
+            log.error("configuration problem: %s", problem)
+        sys.exit(2)
+    from .supervisor import Supervisor
+
+    supervisor = Supervisor(settings, store, key, redactor, ring)
+    sys.exit(asyncio.run(supervisor.run()))
+
+
+if __name__ == "__main__":
+    main()

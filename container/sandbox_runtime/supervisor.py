@@ -1,0 +1,233 @@
+"""The boot sequence and the lifetime of the sandbox.
+
+restore state -> render and validate OpenClaw's config -> start the gateway -> snapshot on change
+-> on SIGTERM/SIGINT stop the gateway, take a final snapshot, exit 0. A restore that cannot reach
+the store, or a config OpenClaw rejects, stops the boot: starting empty would let the next
+snapshot bury the real state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Literal
+
+from aiohttp import web
+
+from .auth import TokenVerifier
+from .cdp_bridge import CdpBridge
+from .control_api import make_app
+from .devices import Devices
+from .gateway import Gateway
+from .logs import LogRing, Redactor
+from .openclaw_cli import OpenClawCli
+from .openclaw_config import render, write_config
+from .settings import Settings
+from .skills import install_skills
+from .snapshots import SnapshotError, SnapshotInfo, SnapshotManager, StoreUnavailable
+
+log = logging.getLogger("supervisor")
+
+Phase = Literal["restoring", "starting", "ready", "degraded", "stopping"]
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_RESTORE = 3
+EXIT_GATEWAY = 4
+
+
+def runtime_version() -> str:
+    try:
+        return version("sandbox-runtime")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Any,
+        key: bytes,
+        redactor: Redactor,
+        ring: LogRing,
+    ) -> None:
+        self.settings = settings
+        self.redactor = redactor
+        self.ring = ring
+        self.cli = OpenClawCli(settings)
+        self.gateway = Gateway(settings, redactor)
+        self.devices = Devices(self.cli)
+        self.snapshots: SnapshotManager | None = None
+        self._store = store
+        self._key = key
+        self._phase: Phase = "restoring"
+        self._stop = asyncio.Event()
+        self._snapshot_lock = asyncio.Lock()
+        self._openclaw_version: str | None = None
+        self._runners: list[web.AppRunner] = []
+
+    @property
+    def phase(self) -> Phase:
+        if self._phase == "ready" and self.gateway.state != "ready":
+            return "degraded"
+        return self._phase
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            return await self._run()
+        finally:
+            for runner in reversed(self._runners):
+                await runner.cleanup()
+
+    async def _run(self) -> int:
+        s = self.settings
+        s.state_dir.mkdir(parents=True, exist_ok=True)
+        s.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        await self._serve_control()
+
+        log.info("restoring state into %s", s.state_dir)
+        self.snapshots = SnapshotManager(
+            store=self._store,
+            key=self._key,
+            state_dir=s.state_dir,
+            keep=s.snapshot_keep,
+        )
+        try:
+            restored = await self.snapshots.restore()
+        except StoreUnavailable as exc:
+            log.error("boot stopped: the snapshot store is unreachable: %s", exc)
+            return EXIT_RESTORE
+        except SnapshotError as exc:
+            log.error("boot stopped: the state could not be restored: %s", exc)
+            return EXIT_RESTORE
+        log.info("restore: %s", restored)
+        if self._stop.is_set():
+            return EXIT_OK
+
+        self._phase = "starting"
+        installed = install_skills(s.workspace_dir)
+        log.info("installed skills: %s", ", ".join(p.name for p in installed))
+        path = write_config(s, render(s))
+        log.info("rendered OpenClaw config to %s (mode 0600)", path)
+        issues = await self.cli.validate_config()
+        if issues:
+            for issue in issues:
+                log.error("OpenClaw rejected the rendered config: %s", issue)
+            return EXIT_CONFIG
+        self._openclaw_version = await self._read_openclaw_version()
+        await self._serve_cdp()
+
+        gateway_task = asyncio.create_task(self.gateway.run())
+        async with contextlib.AsyncExitStack() as watching:
+            await self._until_stopped(gateway_task, watching)
+        log.info("stopping: gateway first, then a final snapshot")
+        await self.gateway.stop()
+        await gateway_task
+        try:
+            info, changed = await self.take_snapshot("shutdown")
+            log.info("final snapshot: %s", info.id if changed and info else "no changes")
+        except SnapshotError as exc:
+            log.error("final snapshot failed: %s", exc)
+            return EXIT_RESTORE
+        return EXIT_OK
+
+    async def _until_stopped(
+        self, gateway_task: asyncio.Task[None], watching: contextlib.AsyncExitStack
+    ) -> None:
+        assert self.snapshots is not None
+        try:
+            ready_or_stop = asyncio.create_task(self.gateway.wait_ready(float("inf")))
+            stop_wait = asyncio.create_task(self._stop.wait())
+            await asyncio.wait(
+                [ready_or_stop, stop_wait, gateway_task], return_when=asyncio.FIRST_COMPLETED
+            )
+            ready_or_stop.cancel()
+            stop_wait.cancel()
+            if self.gateway.state == "ready":
+                self._phase = "ready"
+                log.info("sandbox ready")
+                await watching.enter_async_context(
+                    self.snapshots.watch(self.settings.snapshot_debounce_s)
+                )
+            await self._stop.wait()
+        finally:
+            self._phase = "stopping"
+
+    async def _serve_control(self) -> None:
+        verifier = TokenVerifier(self.settings.env["MOLT_CONTROL_SECRET"])
+        await self._serve(
+            make_app(self, verifier), self.settings.listen_host, self.settings.control_port
+        )
+        log.info("control API on %s:%d", self.settings.listen_host, self.settings.control_port)
+
+    async def _serve_cdp(self) -> None:
+        bridge = CdpBridge(
+            self.settings.cdp_upstream,
+            self.settings.secret("MOLT_CDP_SECRET"),
+            self.settings.cdp_port,
+        )
+        # Loopback only, whatever MOLT_BIND says: the bridge holds the upstream credential.
+        await self._serve(bridge.app(), "127.0.0.1", self.settings.cdp_port)
+        log.info("CDP bridge on 127.0.0.1:%d", self.settings.cdp_port)
+
+    async def _serve(self, app: web.Application, host: str, port: int) -> None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        self._runners.append(runner)
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+
+    async def _read_openclaw_version(self) -> str | None:
+        with contextlib.suppress(Exception):
+            result = await self.cli.run("--version", timeout=30)
+            if result.returncode == 0:
+                return (
+                    result.stdout.strip().split()[-2]
+                    if " (" in result.stdout
+                    else (result.stdout.strip() or None)
+                )
+        return None
+
+    def snapshot_busy(self) -> bool:
+        return self._snapshot_lock.locked()
+
+    async def take_snapshot(self, reason: str) -> tuple[SnapshotInfo | None, bool]:
+        """A snapshot now; (head, False) when nothing changed since the last one."""
+        assert self.snapshots is not None
+        async with self._snapshot_lock:
+            info = await self.snapshots.snapshot(reason)
+            if info is not None:
+                return info, True
+            kept = await self.snapshots.list()
+            return (kept[0] if kept else None), False
+
+    def status(self) -> dict[str, Any]:
+        snap: dict[str, Any] = {"last_id": None, "last_at": None, "age_s": None, "pending": False}
+        if self.snapshots is not None:
+            st = self.snapshots.status()
+            snap["last_id"] = st.last_id
+            snap["pending"] = st.pending
+            if st.last_at is not None:
+                snap["last_at"] = st.last_at.isoformat().replace("+00:00", "Z")
+                snap["age_s"] = round((datetime.now(UTC) - st.last_at).total_seconds(), 1)
+        return {
+            "phase": self.phase,
+            "gateway": {
+                "state": self.gateway.state,
+                "pid": self.gateway.pid,
+                "uptime_s": self.gateway.uptime_s(),
+                "restarts": self.gateway.restarts,
+            },
+            "snapshot": snap,
+            "version": {"runtime": runtime_version(), "openclaw": self._openclaw_version},
+        }
