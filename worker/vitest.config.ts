@@ -9,6 +9,7 @@ export default defineConfig({
 	],
 	test: {
 		include: ["test/**/*.test.ts"],
+		setupFiles: ["test/setup.ts"],
 		testTimeout: 20_000,
 	},
 });

@@ -1,9 +1,13 @@
+/** The entrypoint Worker: routes requests (see app.ts) and exports the `Sandbox` Durable Object. */
+import { createHandler } from "./app";
+import type { AppEnv } from "./env";
+
+export { Sandbox } from "./sandbox";
+
+const handle = createHandler({ fetch: (input, init) => fetch(input, init) });
+
 export default {
-	async fetch(request: Request): Promise<Response> {
-		const url = new URL(request.url);
-		if (url.pathname === "/healthz") {
-			return Response.json({ ok: true });
-		}
-		return new Response("not found", { status: 404 });
+	fetch(request, env) {
+		return handle(request, env);
 	},
-} satisfies ExportedHandler<Env>;
+} satisfies ExportedHandler<AppEnv>;

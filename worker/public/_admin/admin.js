@@ -1,0 +1,160 @@
+// The admin page's behaviour: reads status and devices from /api/admin/*, and posts the actions.
+// Plain ES module, no build step. Every call is same-origin, so the Access cookie (or the local
+// session cookie) goes along and the Worker's Origin check passes.
+
+const $ = (id) => document.getElementById(id);
+
+function say(text, isError = false) {
+	const message = $("message");
+	message.textContent = text;
+	message.classList.toggle("error", isError);
+}
+
+async function api(path, method = "GET") {
+	const response = await fetch(`/api/admin/${path}`, {
+		method,
+		headers: { Accept: "application/json" },
+		credentials: "same-origin",
+	});
+	const body = await response.json().catch(() => ({}));
+	if (!response.ok) {
+		throw new Error(body.error || `Request failed with status ${response.status}.`);
+	}
+	return body;
+}
+
+function age(seconds) {
+	if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "never";
+	if (seconds < 90) return `${Math.round(seconds)} s ago`;
+	if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
+	if (seconds < 172800) return `${Math.round(seconds / 3600)} h ago`;
+	return `${Math.round(seconds / 86400)} days ago`;
+}
+
+function when(value) {
+	const date = new Date(typeof value === "number" ? value * 1000 : value);
+	return Number.isNaN(date.getTime()) ? "–" : date.toLocaleString();
+}
+
+function cell(text) {
+	const td = document.createElement("td");
+	td.textContent = text ?? "–";
+	return td;
+}
+
+function actionButton(label, accessibleName, onClick) {
+	const button = document.createElement("button");
+	button.type = "button";
+	button.textContent = label;
+	button.setAttribute("aria-label", accessibleName);
+	button.addEventListener("click", () => run(button, onClick));
+	return button;
+}
+
+async function run(button, action) {
+	button.disabled = true;
+	try {
+		await action();
+	} catch (error) {
+		say(error.message, true);
+	} finally {
+		button.disabled = false;
+	}
+}
+
+async function loadStatus() {
+	const status = await api("status");
+	$("status-phase").textContent = status.phase ?? "unknown";
+	const gateway = status.gateway ?? {};
+	$("status-gateway").textContent =
+		`${gateway.state ?? "unknown"}${gateway.restarts ? `, ${gateway.restarts} restarts` : ""}`;
+	$("snapshot-age").textContent = age(status.snapshot?.age_s);
+	$("status-version").textContent = status.version ?? "–";
+}
+
+function fillTable(kind, rows, render) {
+	const list = $(`${kind}-list`);
+	list.replaceChildren(...rows.map(render));
+	$(`${kind}-table`).hidden = rows.length === 0;
+	$(`${kind}-empty`).hidden = rows.length !== 0;
+}
+
+async function loadDevices() {
+	const devices = await api("devices");
+	fillTable("pending", devices.pending ?? [], (request) => {
+		const name = request.name || request.device_id;
+		const tr = document.createElement("tr");
+		tr.dataset.requestId = request.request_id;
+		const actions = document.createElement("td");
+		actions.className = "actions";
+		const id = encodeURIComponent(request.request_id);
+		actions.append(
+			actionButton("Approve", `Approve ${name}`, async () => {
+				await api(`devices/pending/${id}/approve`, "POST");
+				say(`Approved ${name}.`);
+				await refresh();
+			}),
+			actionButton("Reject", `Reject ${name}`, async () => {
+				await api(`devices/pending/${id}/reject`, "POST");
+				say(`Rejected ${name}.`);
+				await refresh();
+			}),
+		);
+		tr.append(cell(name), cell(request.platform), cell(when(request.created_at)), actions);
+		return tr;
+	});
+	fillTable("paired", devices.paired ?? [], (device) => {
+		const name = device.name || device.device_id;
+		const tr = document.createElement("tr");
+		tr.dataset.deviceId = device.device_id;
+		const actions = document.createElement("td");
+		actions.className = "actions";
+		actions.append(
+			actionButton("Revoke", `Revoke ${name}`, async () => {
+				if (!window.confirm(`Revoke ${name}? It will have to pair again.`)) return;
+				await api(`devices/${encodeURIComponent(device.device_id)}/revoke`, "POST");
+				say(`Revoked ${name}.`);
+				await refresh();
+			}),
+		);
+		tr.append(
+			cell(name),
+			cell(device.platform),
+			cell((device.roles ?? []).join(", ")),
+			cell(when(device.created_at)),
+			actions,
+		);
+		return tr;
+	});
+}
+
+async function refresh() {
+	try {
+		await Promise.all([loadStatus(), loadDevices()]);
+	} catch (error) {
+		say(error.message, true);
+	}
+}
+
+$("snapshot-now").addEventListener("click", (event) =>
+	run(event.currentTarget, async () => {
+		const snapshot = await api("snapshots/now", "POST");
+		say(
+			snapshot.changed
+				? `Snapshot ${snapshot.id} written.`
+				: "Nothing changed since the last snapshot.",
+		);
+		await refresh();
+	}),
+);
+$("restart-gateway").addEventListener("click", (event) =>
+	run(event.currentTarget, async () => {
+		await api("gateway/restart", "POST");
+		say("Gateway restarted.");
+		await refresh();
+	}),
+);
+$("refresh").addEventListener("click", (event) => run(event.currentTarget, refresh));
+
+refresh();
+setInterval(refresh, 15000);

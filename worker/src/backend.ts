@@ -1,0 +1,61 @@
+/**
+ * The seam between the router and whatever runs the gateway: the container (production), loopback
+ * services (the local run) or test doubles. Containers cannot run inside workerd tests, so
+ * everything above this interface is tested against doubles and the container path by the
+ * typechecker and the end-to-end run.
+ */
+
+export type BootState =
+	| { ready: true }
+	| {
+			ready: false;
+			/** The runtime's own boot phase (`restoring`, `starting`, ...) or the container's state. */
+			phase: string;
+	  };
+
+export interface Backend {
+	/** Starts the sandbox when it is not running and says whether the gateway takes traffic now. */
+	prepare(): Promise<BootState>;
+	/** Forwards a plain HTTP request to the gateway. */
+	gatewayFetch(request: Request): Promise<Response>;
+	/** Opens a WebSocket to the gateway for this upgrade request; resolves to an unaccepted socket. */
+	gatewaySocket(request: Request): Promise<WebSocket>;
+	/** Calls the runtime's control API; `path` starts with `/v1/`, `token` is a fresh control JWT. */
+	control(method: "GET" | "POST", path: string, token: string): Promise<Response>;
+}
+
+export interface BrowserSource {
+	/** A WebSocket speaking plain CDP to a fresh browser; resolves to an unaccepted socket. */
+	open(): Promise<WebSocket>;
+}
+
+/** Headers that carry the admin's credentials: the gateway never needs to see them. */
+const CREDENTIAL_HEADERS = [
+	"Cf-Access-Jwt-Assertion",
+	"Cf-Access-Client-Id",
+	"Cf-Access-Client-Secret",
+];
+const CREDENTIAL_COOKIES = new Set(["CF_Authorization", "molt_admin"]);
+
+export function withoutAdminCredentials(headers: Headers): Headers {
+	const copy = new Headers(headers);
+	for (const name of CREDENTIAL_HEADERS) copy.delete(name);
+	const cookie = copy.get("Cookie");
+	if (cookie) {
+		const kept = cookie
+			.split(";")
+			.map((part) => part.trim())
+			.filter(
+				(part) => part !== "" && !CREDENTIAL_COOKIES.has(part.split("=", 1)[0]?.trim() ?? ""),
+			);
+		if (kept.length > 0) copy.set("Cookie", kept.join("; "));
+		else copy.delete("Cookie");
+	}
+	return copy;
+}
+
+/** Reads a WebSocket out of an upgrade response, or explains what came back instead. */
+export function socketFrom(response: Response, what: string): WebSocket {
+	if (response.status === 101 && response.webSocket) return response.webSocket;
+	throw new Error(`${what} answered ${response.status} instead of a WebSocket upgrade`);
+}

@@ -1,0 +1,37 @@
+/** `/` and everything not claimed by another route: the OpenClaw gateway and its WebSocket. */
+import type { Backend } from "../backend";
+import { errorResponse, isWebSocketUpgrade, wantsHtml } from "../http";
+import { log } from "../log";
+import { GATEWAY_LIMITS, pipeWebSockets } from "../wsproxy";
+import { loadingPage } from "./loading";
+
+const RETRY_AFTER_S = 3;
+
+export async function gatewayRoute(request: Request, backend: Backend): Promise<Response> {
+	const boot = await backend.prepare();
+	if (!boot.ready) {
+		log("info", "gateway not ready", { route: "gateway", phase: boot.phase });
+		if (!isWebSocketUpgrade(request) && wantsHtml(request)) {
+			return loadingPage(boot.phase, RETRY_AFTER_S);
+		}
+		return errorResponse(
+			503,
+			`The agent is starting (phase: ${boot.phase}): retry in a few seconds.`,
+			{ "Retry-After": String(RETRY_AFTER_S) },
+		);
+	}
+	if (isWebSocketUpgrade(request)) {
+		const pair = new WebSocketPair();
+		pipeWebSockets(pair[1], backend.gatewaySocket(request), GATEWAY_LIMITS, "gateway");
+		return new Response(null, { status: 101, webSocket: pair[0] });
+	}
+	try {
+		return await backend.gatewayFetch(request);
+	} catch {
+		log("warn", "gateway request failed", { route: "gateway" });
+		return errorResponse(
+			502,
+			"The agent's gateway did not answer: retry, or restart it from /_admin/.",
+		);
+	}
+}

@@ -1,0 +1,146 @@
+/**
+ * The container sandbox: one Durable Object (a fixed name, so one container per deployment)
+ * running the image with the runtime and the OpenClaw gateway. The Worker talks to it only
+ * through `ContainerBackend`.
+ */
+import { Container, switchPort } from "@cloudflare/containers";
+import { type Backend, type BootState, socketFrom, withoutAdminCredentials } from "./backend";
+import { containerEnv, parseSleepAfter } from "./container-env";
+import { type AppEnv, CONTROL_PORT, GATEWAY_PORT } from "./env";
+import { isServingPhase, phaseOf } from "./local-backend";
+import { log } from "./log";
+import { UpstreamNotReady } from "./wsproxy";
+
+export const SANDBOX_NAME = "moltworker";
+/** Restoring a large snapshot can take minutes before the gateway listens. */
+const PORT_READY_TIMEOUT_MS = 5 * 60_000;
+const INSTANCE_TIMEOUT_MS = 2 * 60_000;
+const HEALTH_TIMEOUT_MS = 1_500;
+const HOST_KEY = "publicHost";
+
+export class Sandbox extends Container<AppEnv> {
+	override defaultPort = GATEWAY_PORT;
+	override requiredPorts = [GATEWAY_PORT, CONTROL_PORT];
+	override enableInternet = true;
+	private readonly neverSleep: boolean;
+	private booting: Promise<void> | undefined;
+
+	constructor(ctx: ConstructorParameters<typeof Container>[0], env: AppEnv) {
+		super(ctx, env);
+		const sleep = parseSleepAfter(env.SLEEP_AFTER);
+		// An invalid value is reported by the Worker before it ever reaches here; stay conservative.
+		this.neverSleep = sleep === "never";
+		this.sleepAfter = typeof sleep === "object" && "seconds" in sleep ? sleep.seconds : "10m";
+		// The library restarts a stopped container on its own when a request arrives, with
+		// `this.envVars`; keep them complete so such a start is configured like ours.
+		this.envVars = containerEnv(env, ctx.storage.kv.get<string>(HOST_KEY) ?? "");
+	}
+
+	/** RPC from the Worker: start when stopped, and report the boot phase while starting. */
+	async prepare(publicHost: string): Promise<BootState> {
+		const state = await this.getState();
+		if (this.ctx.container?.running && state.status === "healthy") return { ready: true };
+		if (!this.booting) {
+			this.ctx.storage.kv.put(HOST_KEY, publicHost);
+			this.envVars = containerEnv(this.env, publicHost);
+			this.booting = this.startAndWaitForPorts({
+				ports: [GATEWAY_PORT, CONTROL_PORT],
+				startOptions: { envVars: this.envVars ?? {}, enableInternet: true },
+				cancellationOptions: {
+					instanceGetTimeoutMS: INSTANCE_TIMEOUT_MS,
+					portReadyTimeoutMS: PORT_READY_TIMEOUT_MS,
+				},
+			})
+				.catch((error: unknown) => {
+					log("error", "container start failed", {
+						reason: error instanceof Error ? error.name : "unknown",
+					});
+				})
+				.finally(() => {
+					this.booting = undefined;
+				});
+			this.ctx.waitUntil(this.booting);
+		}
+		return { ready: false, phase: await this.runtimePhase() };
+	}
+
+	private async runtimePhase(): Promise<string> {
+		if (!this.ctx.container?.running) return "starting container";
+		try {
+			const response = await this.ctx.container
+				.getTcpPort(CONTROL_PORT)
+				.fetch("http://sandbox/healthz", { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
+			const phase = phaseOf(await response.json().catch(() => undefined));
+			if (phase && !isServingPhase(phase)) return phase;
+			return phase ?? "starting runtime";
+		} catch {
+			return "starting runtime";
+		}
+	}
+
+	override onStart(): void {
+		log("info", "container started", { route: "sandbox" });
+	}
+
+	override onStop(params: { exitCode: number; reason: string }): void {
+		log("info", "container stopped", {
+			route: "sandbox",
+			code: params.exitCode,
+			reason: params.reason,
+		});
+	}
+
+	override onError(error: unknown): unknown {
+		log("error", "container error", {
+			route: "sandbox",
+			reason: error instanceof Error ? error.name : "unknown",
+		});
+		throw error;
+	}
+
+	override async onActivityExpired(): Promise<void> {
+		if (this.neverSleep) {
+			this.renewActivityTimeout();
+			return;
+		}
+		await super.onActivityExpired();
+	}
+}
+
+/** The production Backend: requests go to the `Sandbox` Durable Object and on into the container. */
+export class ContainerBackend implements Backend {
+	private readonly stub: DurableObjectStub<Sandbox>;
+
+	constructor(
+		namespace: DurableObjectNamespace<Sandbox>,
+		private readonly publicHost: string,
+	) {
+		this.stub = namespace.get(namespace.idFromName(SANDBOX_NAME));
+	}
+
+	prepare(): Promise<BootState> {
+		return this.stub.prepare(this.publicHost);
+	}
+
+	gatewayFetch(request: Request): Promise<Response> {
+		const forwarded = new Request(request, { headers: withoutAdminCredentials(request.headers) });
+		return this.stub.fetch(switchPort(forwarded, GATEWAY_PORT));
+	}
+
+	async gatewaySocket(request: Request): Promise<WebSocket> {
+		const forwarded = new Request(request.url, {
+			headers: withoutAdminCredentials(request.headers),
+		});
+		const response = await this.stub.fetch(switchPort(forwarded, GATEWAY_PORT));
+		if (response.status === 503) throw new UpstreamNotReady("container not ready");
+		return socketFrom(response, "the gateway");
+	}
+
+	control(method: "GET" | "POST", path: string, token: string): Promise<Response> {
+		const request = new Request(`http://sandbox${path}`, {
+			method,
+			headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+		});
+		return this.stub.fetch(switchPort(request, CONTROL_PORT));
+	}
+}
