@@ -56,7 +56,7 @@ class S3Store:
                 s3={"addressing_style": "path"},
                 connect_timeout=settings.connect_timeout_s,
                 read_timeout=settings.read_timeout_s,
-                retries={"mode": "standard", "max_attempts": settings.max_attempts},
+                retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
                 # R2 rejects the aws-chunked CRC trailers newer botocore sends by default.
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
@@ -89,7 +89,7 @@ class S3Store:
             if _code(exc) in ("NoSuchKey", "404"):
                 return None
             raise self._unavailable("read", key, exc) from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, OSError) as exc:
             raise self._unavailable("read", key, exc) from exc
 
     def _put_if_absent(self, key: str, data: bytes) -> bool:
@@ -107,7 +107,7 @@ class S3Store:
                 if _status(exc) == 409:
                     continue
                 raise self._unavailable("write", key, exc) from exc
-            except BotoCoreError as exc:
+            except (BotoCoreError, OSError) as exc:
                 raise self._unavailable("write", key, exc) from exc
         raise StoreUnavailable(f"{self.describe()}: write {key} kept conflicting; try again")
 
@@ -129,7 +129,7 @@ class S3Store:
                     f"{key} changed since it was read (conditional write refused)"
                 ) from None
             raise self._unavailable("write", key, exc) from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, OSError) as exc:
             raise self._unavailable("write", key, exc) from exc
 
     def _list(self, prefix: str) -> list[ObjectInfo]:
@@ -143,7 +143,7 @@ class S3Store:
                     found.append(ObjectInfo(item["Key"], item["Size"], item["LastModified"]))
         except ClientError as exc:
             raise self._unavailable("list", prefix, exc) from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, OSError) as exc:
             raise self._unavailable("list", prefix, exc) from exc
         return sorted(found, key=lambda info: info.key)
 
@@ -154,7 +154,7 @@ class S3Store:
             if _code(exc) in ("NoSuchKey", "404"):
                 return
             raise self._unavailable("delete", key, exc) from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, OSError) as exc:
             raise self._unavailable("delete", key, exc) from exc
 
     def _unavailable(self, verb: str, key: str, exc: Exception) -> StoreUnavailable:
