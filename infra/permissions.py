@@ -1,0 +1,47 @@
+"""Look up Cloudflare permission-group ids by name instead of hard-coding them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import pulumi
+import pulumi_cloudflare as cloudflare
+
+# Exact names as the API lists them (GET /accounts/{id}/tokens/permission_groups).
+R2_BUCKET_ITEM_WRITE = "Workers R2 Storage Bucket Item Write"
+R2_BUCKET_SCOPE = "com.cloudflare.edge.r2.bucket"
+AI_GATEWAY_RUN = "AI Gateway Run"
+ACCOUNT_SCOPE = "com.cloudflare.api.account"
+
+
+def permission_group_id(
+    account_id: str, name: str, scope: str, opts: pulumi.InvokeOutputOptions | None = None
+) -> pulumi.Output[str]:
+    """The id of the permission group called exactly `name`; fails naming it when absent."""
+    found = cloudflare.get_account_api_token_permission_groups_list_output(
+        account_id=account_id, name=quote(name), scope=quote(scope), opts=opts
+    )
+
+    # Typed loosely: the generated result class subclasses dict, which confuses `.id`.
+    def pick(results: list[Any]) -> str:
+        exact = [str(g.id) for g in results if g.name == name]
+        if len(exact) != 1:
+            raise ValueError(
+                f"permission group {name!r} (scope {scope}) was found {len(exact)} times in "
+                f"account {account_id}; the API token needs 'Account API Tokens Read' to list "
+                "permission groups, and the account must have the product enabled"
+            )
+        return exact[0]
+
+    return found.results.apply(pick)
+
+
+def r2_bucket_resource(account_id: str, bucket: str, jurisdiction: str = "default") -> str:
+    """The token policy resource naming one bucket (R2's `<account>_<jurisdiction>_<bucket>`)."""
+    return json.dumps({f"{R2_BUCKET_SCOPE}.{account_id}_{jurisdiction}_{bucket}": "*"})
+
+
+def account_resource(account_id: str) -> str:
+    return json.dumps({f"{ACCOUNT_SCOPE}.{account_id}": "*"})

@@ -1,0 +1,51 @@
+"""Which value feeds which Worker binding (the names are docs/interfaces.md's)."""
+
+from __future__ import annotations
+
+import pulumi
+
+from infra.access import Access
+from infra.ai_gateway import AiGateway
+from infra.generated_secrets import GeneratedSecrets
+from infra.settings import Settings
+from infra.storage import Storage
+
+
+def worker_bindings(
+    s: Settings, secrets: GeneratedSecrets, storage: Storage, access: Access, gateway: AiGateway
+) -> tuple[dict[str, pulumi.Input[str]], dict[str, pulumi.Input[str]]]:
+    """(secret bindings, plain-text vars) for the Worker; optional secrets only when set."""
+    worker_secrets: dict[str, pulumi.Input[str]] = {
+        "OPENCLAW_GATEWAY_TOKEN": secrets.gateway_token,
+        "MOLT_CONTROL_SECRET": secrets.control_secret,
+        "MOLT_CDP_SECRET": secrets.cdp_secret,
+        "MOLT_SNAPSHOT_KEY": secrets.snapshot_key,
+        "R2_ACCESS_KEY_ID": storage.access_key_id,
+        "R2_SECRET_ACCESS_KEY": storage.secret_access_key,
+        "AI_GATEWAY_TOKEN": gateway.token,
+        "CF_ACCESS_AUD": access.aud,
+        "CF_ACCESS_TEAM_DOMAIN": access.team_domain,
+    }
+    optional = {
+        "ANTHROPIC_API_KEY": s.provider_keys.get("anthropic"),
+        "OPENAI_API_KEY": s.provider_keys.get("openai"),
+        "TELEGRAM_BOT_TOKEN": s.channels.telegram_token,
+        "DISCORD_BOT_TOKEN": s.channels.discord_token,
+        "SLACK_BOT_TOKEN": s.channels.slack_bot_token,
+        "SLACK_APP_TOKEN": s.channels.slack_app_token,
+    }
+    worker_secrets.update({k: v for k, v in optional.items() if v is not None})
+    worker_vars: dict[str, pulumi.Input[str]] = {
+        "R2_ENDPOINT": storage.endpoint,
+        "R2_BUCKET": storage.bucket_name,
+        "AI_GATEWAY_BASE_URL": gateway.base_url,
+        "MODEL_PRIMARY": s.model_primary.ref,
+        "MODEL_FALLBACKS": ",".join(m.ref for m in s.model_fallbacks),
+        "TELEGRAM_DM_POLICY": s.channels.telegram_dm_policy,
+        "DISCORD_DM_POLICY": s.channels.discord_dm_policy,
+        "SLACK_DM_POLICY": s.channels.slack_dm_policy,
+        "MOLT_SNAPSHOT_KEEP": str(s.snapshots.keep),
+        "SLEEP_AFTER": s.sandbox.sleep_after,
+        "DEBUG_ROUTES": "true" if s.debug_routes else "false",
+    }
+    return worker_secrets, worker_vars

@@ -1,0 +1,1 @@
+"""Test suites; a package so tests.infra.harness is importable by name from any suite."""

@@ -1,0 +1,310 @@
+"""The whole program under mocks, for each example stack: every important property."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from functools import cache
+
+import pytest
+
+from infra import permissions
+from tests.infra.harness import (
+    TEAM_DOMAIN,
+    TEST_SECRETS,
+    ProgramRun,
+    _fake,
+    is_secret_at,
+    plain_strings,
+    run_program_full,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+ACCOUNT = "0" * 32
+TOKEN = "cloudflare:index/accountToken:AccountToken"
+VERSION = "cloudflare:index/workerVersion:WorkerVersion"
+APP = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
+POLICY = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
+SERVICE_TOKEN = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"
+HOSTS = {"dev": "moltworker-dev.your-subdomain.workers.dev", "prod": "agent.example.com"}
+
+
+@cache
+def run(stack: str) -> ProgramRun:
+    return run_program_full(stack)
+
+
+def bindings(r: ProgramRun) -> dict[str, dict]:
+    version = r.one(VERSION)
+    return {b["name"]: b for b in version.plain["bindings"]}
+
+
+def secret_values(r: ProgramRun) -> set[str]:
+    """Every value that must never appear in plain text in any resource input."""
+    values = set(TEST_SECRETS.values())
+    for res in r.resources:
+        outs = res.outputs
+        for key in ("result", "base64", "value", "clientSecret", "password"):
+            value = outs.get(key)
+            if isinstance(value, dict):  # secret-wrapped output
+                value = value.get("value")
+            if isinstance(value, str) and res.type != "cloudflare:index/r2Bucket:R2Bucket":
+                values.add(value)
+                if res.type == TOKEN and key == "value":
+                    values.add(hashlib.sha256(value.encode()).hexdigest())
+    return {v for v in values if len(v) >= 8}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_bucket_token_is_scoped_to_exactly_this_bucket(stack: str) -> None:
+    r = run(stack)
+    token = r.one(TOKEN, "storage-token")
+    (policy,) = token.plain["policies"]
+    assert policy["effect"] == "allow", token.urn
+    assert policy["permissionGroups"] == [{"id": _fake("pg", permissions.R2_BUCKET_ITEM_WRITE)}], (
+        f"{token.urn}: not the exact 'Workers R2 Storage Bucket Item Write' group"
+    )
+    bucket = f"moltworker-{stack}-data"
+    assert json.loads(policy["resources"]) == {
+        f"com.cloudflare.edge.r2.bucket.{ACCOUNT}_default_{bucket}": "*"
+    }, token.urn
+    assert r.one("cloudflare:index/r2Bucket:R2Bucket").plain["name"] == bucket
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_s3_credentials_derive_from_the_scoped_token_and_stay_secret(stack: str) -> None:
+    r = run(stack)
+    token = r.one(TOKEN, "storage-token")
+    value = token.outputs["value"]
+    value = value["value"] if isinstance(value, dict) else value
+    b = bindings(r)
+    assert b["R2_SECRET_ACCESS_KEY"]["text"] == hashlib.sha256(value.encode()).hexdigest()
+    assert b["R2_SECRET_ACCESS_KEY"]["type"] == "secret_text"
+    assert b["R2_ACCESS_KEY_ID"]["text"] == _fake("tokid", "storage-token")
+    assert b["R2_ACCESS_KEY_ID"]["type"] == "secret_text"
+    assert is_secret_at(r.one(VERSION).inputs, "bindings")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_access_covers_the_admin_paths_for_named_people_only(stack: str) -> None:
+    r = run(stack)
+    host = HOSTS[stack]
+    app = r.one(APP).plain
+    uris = [d["uri"] for d in app["destinations"]]
+    for path in ("/_admin", "/api", "/debug"):
+        assert f"{host}{path}" in uris and f"{host}{path}/*" in uris, uris
+    assert all(d["type"] == "public" for d in app["destinations"])
+    assert app["type"] == "self_hosted"
+    admins = r.one(POLICY, "access-admins").plain
+    assert admins["decision"] == "allow"
+    assert all("everyone" not in inc for inc in admins["includes"])
+    if stack == "dev":
+        assert admins["includes"] == [{"email": {"email": "you@example.com"}}]
+    else:
+        assert admins["includes"] == [{"emailDomain": {"domain": "example.com"}}]
+    ids = [p["id"] for p in app["policies"]]
+    assert ids[0] == _fake("pol", "access-admins")
+    has_ci = stack == "dev"  # only the dev example turns the CI service token on
+    assert len(ids) == (2 if has_ci else 1)
+    assert bool(r.by_type(SERVICE_TOKEN)) == has_ci
+    if has_ci:
+        ci = r.one(POLICY, "access-ci").plain
+        assert ci["decision"] == "non_identity"
+        assert list(ci["includes"][0]) == ["serviceToken"]
+        assert r.outputs["accessClientSecret"]["secret"] and r.outputs["accessClientId"]["secret"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_aud_and_team_domain_flow_into_worker_secrets(stack: str) -> None:
+    r = run(stack)
+    b = bindings(r)
+    assert b["CF_ACCESS_AUD"] == {
+        "name": "CF_ACCESS_AUD",
+        "type": "secret_text",
+        "text": r.one(APP).outputs["aud"],
+    }
+    assert b["CF_ACCESS_TEAM_DOMAIN"]["text"] == TEAM_DOMAIN
+    assert b["CF_ACCESS_TEAM_DOMAIN"]["type"] == "secret_text"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_worker_bindings_match_the_interface_contract(stack: str) -> None:
+    r = run(stack)
+    b = bindings(r)
+    assert b["SANDBOX"] == {
+        "name": "SANDBOX",
+        "type": "durable_object_namespace",
+        "className": "Sandbox",
+    }
+    assert b["BROWSER"] == {"name": "BROWSER", "type": "browser"}
+    assert b["DATA"] == {
+        "name": "DATA",
+        "type": "r2_bucket",
+        "bucketName": f"moltworker-{stack}-data",
+    }
+    assert b["ASSETS"]["type"] == "assets"
+    version = r.one(VERSION).plain
+    assert version["containers"] == [{"className": "Sandbox"}]
+    assert version["exports"] == {"Sandbox": {"type": "durable-object", "storage": "sqlite"}}
+    assert version["compatibilityDate"] == "2026-08-15"  # read from the fixture wrangler.jsonc
+    assert version["assets"]["config"]["runWorkerFirst"] is True
+    secrets = {
+        "OPENCLAW_GATEWAY_TOKEN", "MOLT_CONTROL_SECRET", "MOLT_CDP_SECRET", "MOLT_SNAPSHOT_KEY",
+        "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "AI_GATEWAY_TOKEN", "CF_ACCESS_AUD",
+        "CF_ACCESS_TEAM_DOMAIN", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "TELEGRAM_BOT_TOKEN",
+        "DISCORD_BOT_TOKEN", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
+    }  # fmt: skip
+    assert {n for n, v in b.items() if v["type"] == "secret_text"} == secrets
+    plain = {n: v["text"] for n, v in b.items() if v["type"] == "plain_text"}
+    assert plain["DEBUG_ROUTES"] == ("true" if stack == "dev" else "false")
+    assert plain["SLEEP_AFTER"] == ("10m" if stack == "dev" else "never")
+    assert plain["MODEL_PRIMARY"] == "anthropic/claude-sonnet-4-5"
+    assert plain["R2_ENDPOINT"] == f"https://{ACCOUNT}.r2.cloudflarestorage.com"
+    assert plain["AI_GATEWAY_BASE_URL"] == (
+        f"https://gateway.ai.cloudflare.com/v1/{ACCOUNT}/moltworker-{stack}"
+    )
+    assert not {n for n in b if n.startswith(("LOCAL_", "MOLT_LOCAL"))}
+    assert len(base64.b64decode(b["MOLT_SNAPSHOT_KEY"]["text"])) == 32
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_ai_route_follows_the_configured_fallback_order(stack: str) -> None:
+    r = run(stack)
+    chain = [r.config["moltworker:modelPrimary"]]
+    chain += json.loads(r.config["moltworker:modelFallbacks"])
+    route = r.one("cloudflare:index/aiGatewayDynamicRouting:AiGatewayDynamicRouting").plain
+    elements = {e["id"]: e for e in route["elements"]}
+    walked, at = [], elements["start"]["outputs"]["next"]["elementId"]
+    while at != "end":
+        element = elements[at]
+        props = element["properties"]
+        walked.append(f"{props['aiGatewayDynamicRoutingProvider']}/{props['model']}")
+        assert element["outputs"]["success"]["elementId"] == "end"
+        at = element["outputs"]["fallback"]["elementId"]
+    assert walked == chain
+    plain = {n: v.get("text") for n, v in bindings(r).items()}
+    assert plain["MODEL_FALLBACKS"] == ",".join(chain[1:])
+    gateway = r.one("cloudflare:index/aiGateway:AiGateway").plain
+    assert gateway["authentication"] is True
+    assert gateway["rateLimitingLimit"] >= 1 and gateway["rateLimitingInterval"] >= 1
+    assert gateway["collectLogs"] is True
+    token = r.one(TOKEN, "ai-token").plain
+    assert token["policies"][0]["permissionGroups"] == [
+        {"id": _fake("pg", permissions.AI_GATEWAY_RUN)}
+    ]
+
+
+def test_prod_data_is_protected_and_never_emptied() -> None:
+    r = run("prod")
+    protected = {res.name for res in r.resources if res.protect}
+    assert {
+        "storage-bucket",
+        "storage-lifecycle",
+        "storage-token",
+        "secrets-snapshot-key",
+    } <= protected
+    assert not r.dynamic("bucket-emptier")
+    assert "worker-script" not in protected  # code and config stay replaceable
+
+
+def test_dev_is_ephemeral_and_empties_its_bucket_before_deleting_it() -> None:
+    r = run("dev")
+    assert not [res.name for res in r.resources if res.protect]
+    (emptier,) = r.dynamic("bucket-emptier")
+    bucket = r.one("cloudflare:index/r2Bucket:R2Bucket")
+    token = r.one(TOKEN, "storage-token")
+    # Pulumi deletes dependents first: the emptier runs while the bucket and token exist.
+    assert bucket.urn in emptier.dependencies and token.urn in emptier.dependencies
+    assert emptier.plain["bucket"] == "moltworker-dev-data"
+    assert is_secret_at(emptier.inputs, "secret_access_key")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_lifecycle_never_targets_live_snapshot_data(stack: str) -> None:
+    rules = run(stack).one("cloudflare:index/r2BucketLifecycle:R2BucketLifecycle").plain["rules"]
+    for rule in rules:
+        prefix = rule["conditions"]["prefix"]
+        if "deleteObjectsTransition" in rule:
+            assert prefix == "trash/", rule
+        else:
+            assert set(rule) & {"abortMultipartUploadsTransition"}, rule
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_container_app_is_bound_pinned_and_bounded(stack: str) -> None:
+    r = run(stack)
+    (app,) = r.dynamic("container-app")
+    image = r.one("docker-build:index:Image")
+    assert app.plain["image"] == image.outputs["ref"]
+    assert "@sha256:" in app.plain["image"]
+    assert app.plain["class_name"] == "Sandbox"
+    assert app.plain["script_name"] == f"moltworker-{stack}"
+    assert app.plain["max_instances"] == 1
+    assert app.plain["instance_type"] == ("standard-1" if stack == "dev" else "standard-2")
+    assert is_secret_at(app.inputs, "api_token")
+    deployment = r.one("cloudflare:index/workersDeployment:WorkersDeployment")
+    assert deployment.urn in app.dependencies
+    assert image.plain["platforms"] == ["linux/amd64"] and image.plain["push"] is True
+    assert image.plain["buildArgs"] == {"OPENCLAW_VERSION": "2026.9.6"}
+    assert is_secret_at(image.inputs, "registries")
+
+
+def test_hostnames_per_stack() -> None:
+    dev, prod = run("dev"), run("prod")
+    assert dev.one("cloudflare:index/worker:Worker").plain["subdomain"]["enabled"] is True
+    assert not dev.by_type("cloudflare:index/workersCustomDomain:WorkersCustomDomain")
+    domain = prod.one("cloudflare:index/workersCustomDomain:WorkersCustomDomain").plain
+    assert domain["hostname"] == "agent.example.com" and domain["zoneId"] == "1" * 32
+    assert prod.one("cloudflare:index/worker:Worker").plain["subdomain"]["enabled"] is False
+    assert dev.outputs["workerUrl"]["value"] == f"https://{HOSTS['dev']}"
+    assert prod.outputs["adminUrl"]["value"] == "https://agent.example.com/_admin/"
+    cron = prod.one("cloudflare:index/workersCronTrigger:WorkersCronTrigger").plain
+    assert cron["schedules"] == [{"cron": "*/5 * * * *"}]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_no_secret_appears_in_plain_text_in_any_input(stack: str) -> None:
+    r = run(stack)
+    secrets = secret_values(r)
+    assert len(secrets) >= 10, secrets  # the check below must have something to find
+    leaks = [
+        f"{res.urn} {path}"
+        for res in r.resources
+        for path, text in plain_strings(res.inputs)
+        if any(s in text for s in secrets)
+    ]
+    assert not leaks, leaks
+    assert r.outputs["gatewayToken"]["secret"] is True
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_children_follow_the_component_conventions(stack: str) -> None:
+    r = run(stack)
+    components = {res.urn: res for res in r.resources if not res.custom}
+    assert {c.type.split(":")[0] for c in components.values()} == {"moltworker"}
+    for res in r.resources:
+        if res.custom:
+            assert res.parent in components, f"{res.urn} has no component parent"
+            parent = components[res.parent]
+            assert res.name.startswith(f"{parent.name}-"), res.urn
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_running_twice_gives_identical_inputs(stack: str) -> None:
+    first = {res.urn: res.inputs for res in run_program_full(stack).resources}
+    second = {res.urn: res.inputs for res in run_program_full(stack).resources}
+    assert first.keys() == second.keys()
+    differing = [urn for urn in first if first[urn] != second[urn]]
+    assert not differing, differing
+
+
+def test_rotation_counter_replaces_only_that_secret() -> None:
+    base = {res.urn: res for res in run("dev").resources}
+    rotated = {
+        res.urn: res for res in run_program_full("dev", {"rotateGatewayToken": "1"}).resources
+    }
+    changed = sorted(base[u].name for u in base if base[u].inputs != rotated[u].inputs)
+    # The token, the Worker version carrying it and the deployment moving traffic to that version.
+    assert changed == ["secrets-gateway-token", "worker-deployment", "worker-version"], changed
