@@ -304,7 +304,7 @@ def access_protects_admin(
                     None,
                 )
     for app in apps:
-        for problem in _app_policy_problems(app, args.resources):
+        for problem in _app_policy_problems(app):
             report(f"Access application '{app.name}' {problem}", app.urn)
 
 
@@ -388,8 +388,8 @@ def _host_matches(pattern: str, host: str) -> bool:
     return pattern == host
 
 
-def _app_policy_problems(app: PolicyResource, everything: Sequence[PolicyResource]) -> list[str]:
-    attached = _attached_policies(app, everything)
+def _app_policy_problems(app: PolicyResource) -> list[str]:
+    attached = _attached_policies(app)
     if attached is None:
         return [
             "refers to Access policies this pack cannot find in the stack: attach the "
@@ -416,7 +416,7 @@ def _app_policy_problems(app: PolicyResource, everything: Sequence[PolicyResourc
 
 
 def _attached_policies(
-    app: PolicyResource, everything: Sequence[PolicyResource]
+    app: PolicyResource,
 ) -> list[tuple[str, Any, list[Mapping[str, Any]]]] | None:
     """(label, decision, includes) of every policy the app applies, or None when unknown."""
     attached: list[tuple[str, Any, list[Mapping[str, Any]]]] = []
@@ -430,11 +430,10 @@ def _attached_policies(
         else:
             referenced += 1
     if referenced:
-        found = [
-            res
-            for res in app.property_dependencies.get("policies", [])
-            if res.resource_type in r.ACCESS_POLICIES
-        ]
+        # The engine records which resources feed `policies`; a state without property
+        # dependencies falls back to the app's dependencies of the Access policy type.
+        sources = app.property_dependencies.get("policies") or app.dependencies
+        found = [res for res in sources if res.resource_type in r.ACCESS_POLICIES]
         if not found:
             return None
         for res in found:

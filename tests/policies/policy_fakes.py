@@ -45,6 +45,8 @@ class Res:
     delete_before_replace: bool | None = None
     parent: str | None = None
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    # Dependencies beyond those of property_dependencies (e.g. `depends_on`).
+    dependencies: list[str] = field(default_factory=list)
     stack: str = "prod"
 
     @property
@@ -94,6 +96,7 @@ def stack_args(
         )
     for res in resources:
         target = converted[res.name]
+        target.dependencies.extend(converted[n] for n in res.dependencies)
         for key, names in res.property_dependencies.items():
             deps = [converted[n] for n in names]
             target.property_dependencies[key] = deps

@@ -351,6 +351,15 @@ def test_policies_that_cannot_be_traced_are_refused() -> None:
     only(access_findings(resources), "refers to Access policies this pack cannot find")
 
 
+def test_dependencies_stand_in_for_missing_property_dependencies() -> None:
+    resources = compliant_stack()
+    app = find(resources, "access-app")
+    app.dependencies = app.property_dependencies.pop("policies")
+    assert access_findings(resources) == []
+    find(resources, "access-admins").props["includes"] = [{"everyone": {}}]
+    assert "lets everyone in" in access_findings(resources).messages[0]
+
+
 def test_inline_policies_are_judged_too() -> None:
     resources = compliant_stack()
     app = find(resources, "access-app")
