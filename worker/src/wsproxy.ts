@@ -75,6 +75,28 @@ async function frameOf(data: unknown): Promise<Frame> {
 	return String(data);
 }
 
+/**
+ * Wraps a frame handler so frames are handled in arrival order: strings and ArrayBuffers at once,
+ * anything needing an async conversion (a Blob) in a chain that later frames wait behind.
+ */
+function inOrder(handle: (frame: Frame) => void): (event: MessageEvent) => void {
+	let pending = 0;
+	let chain: Promise<void> = Promise.resolve();
+	return (event) => {
+		const data: unknown = event.data;
+		if (pending === 0 && isFrame(data)) {
+			handle(data);
+			return;
+		}
+		pending++;
+		chain = chain
+			.then(async () => handle(await frameOf(data)))
+			.finally(() => {
+				pending--;
+			});
+	};
+}
+
 function safeClose(socket: WebSocket, code: number, reason: string): void {
 	try {
 		socket.close(sendableCloseCode(code), truncateCloseReason(reason));
@@ -93,6 +115,7 @@ export function pipeWebSockets(
 	limits: ProxyLimits,
 	route: string,
 ): void {
+	client.binaryType = "arraybuffer";
 	client.accept();
 	const queue: Frame[] = [];
 	let queuedBytes = 0;
@@ -110,30 +133,31 @@ export function pipeWebSockets(
 		else pendingClose = { code, reason };
 	};
 
-	client.addEventListener("message", async (event) => {
-		// Strings and ArrayBuffers are handled synchronously so frames keep their order.
-		const frame = isFrame(event.data) ? event.data : await frameOf(event.data);
-		const size = frameBytes(frame);
-		if (size > limits.maxFrameBytes) {
-			finish(
-				1009,
-				`frame of ${size} bytes exceeds the ${limits.maxFrameBytes}-byte limit`,
-				"client_frame_too_large",
-			);
-			return;
-		}
-		if (finished) return;
-		if (target) {
-			target.send(frame);
-			return;
-		}
-		if (queue.length + 1 > limits.maxQueuedFrames || queuedBytes + size > limits.maxQueuedBytes) {
-			finish(1013, "upstream still connecting and the send queue is full; retry", "queue_full");
-			return;
-		}
-		queue.push(frame);
-		queuedBytes += size;
-	});
+	client.addEventListener(
+		"message",
+		inOrder((frame) => {
+			const size = frameBytes(frame);
+			if (size > limits.maxFrameBytes) {
+				finish(
+					1009,
+					`frame of ${size} bytes exceeds the ${limits.maxFrameBytes}-byte limit`,
+					"client_frame_too_large",
+				);
+				return;
+			}
+			if (finished) return;
+			if (target) {
+				target.send(frame);
+				return;
+			}
+			if (queue.length + 1 > limits.maxQueuedFrames || queuedBytes + size > limits.maxQueuedBytes) {
+				finish(1013, "upstream still connecting and the send queue is full; retry", "queue_full");
+				return;
+			}
+			queue.push(frame);
+			queuedBytes += size;
+		}),
+	);
 	client.addEventListener("close", (event) => {
 		if (finished) return;
 		finished = true;
@@ -145,25 +169,28 @@ export function pipeWebSockets(
 
 	upstream.then(
 		(socket) => {
+			socket.binaryType = "arraybuffer";
 			socket.accept();
 			target = socket;
 			if (pendingClose) {
 				safeClose(socket, pendingClose.code, pendingClose.reason);
 				return;
 			}
-			socket.addEventListener("message", async (event) => {
-				const frame = isFrame(event.data) ? event.data : await frameOf(event.data);
-				const size = frameBytes(frame);
-				if (size > limits.maxFrameBytes) {
-					finish(
-						1009,
-						`upstream frame of ${size} bytes exceeds the ${limits.maxFrameBytes}-byte limit`,
-						"upstream_frame_too_large",
-					);
-					return;
-				}
-				if (!finished) client.send(frame);
-			});
+			socket.addEventListener(
+				"message",
+				inOrder((frame) => {
+					const size = frameBytes(frame);
+					if (size > limits.maxFrameBytes) {
+						finish(
+							1009,
+							`upstream frame of ${size} bytes exceeds the ${limits.maxFrameBytes}-byte limit`,
+							"upstream_frame_too_large",
+						);
+						return;
+					}
+					if (!finished) client.send(frame);
+				}),
+			);
 			socket.addEventListener("close", (event) => {
 				if (finished) return;
 				finished = true;

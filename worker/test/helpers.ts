@@ -61,6 +61,7 @@ export class FakeBackend implements Backend {
 	async gatewaySocket(request: Request): Promise<WebSocket> {
 		this.socketRequests.push(request);
 		const pair = new WebSocketPair();
+		pair[1].binaryType = "arraybuffer";
 		pair[1].accept();
 		this.upstreamPeer = pair[1];
 		return pair[0];
@@ -77,6 +78,7 @@ export class FakeBrowser implements BrowserSource {
 	async open(): Promise<WebSocket> {
 		this.opened++;
 		const pair = new WebSocketPair();
+		pair[1].binaryType = "arraybuffer";
 		pair[1].accept();
 		this.peer = pair[1];
 		return pair[0];
