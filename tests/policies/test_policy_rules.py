@@ -479,6 +479,7 @@ def test_secret_named_binding_in_plain_text_is_refused() -> None:
         ("c2VjcmV0LXZhbHVlLXRoYXQtaXMtbG9uZy1lbm91Z2gtdG8tbWF0dGVy", "high-entropy string"),
         ("ab12" * 16, "64 random-looking hex digits"),
     ],
+    ids=["anthropic", "telegram", "slack-app", "base64", "hex"],
 )
 def test_secret_shaped_value_under_an_innocent_name_is_refused(value: str, described: str) -> None:
     res = version("prod", MODEL_PRIMARY=value)

@@ -82,6 +82,7 @@ def test_a_raised_bound_in_the_pack_config_allows_them() -> None:
         ("modelPrimary", "anthropic/sk-ant-api03-" + "Zx9" * 12),
         ("modelFallbacks", json.dumps(["openai/gpt-5", "openai/sk-proj-" + "Qw8" * 12])),
     ],
+    ids=["modelPrimary", "modelFallbacks"],
 )
 def test_a_key_pasted_into_a_plain_setting_is_refused(key: str, value: str) -> None:
     findings = evaluate(record("dev", {key: value}))
