@@ -10,8 +10,11 @@ import { type BrowserSource, socketFrom } from "./backend";
 
 /** The binding ignores the host; the libraries use this placeholder. */
 const BINDING_ORIGIN = "https://fake.host";
-/** Browser idle time before Browser Rendering ends the session (its maximum is 10 minutes). */
-export const BROWSER_KEEP_ALIVE_MS = 600_000;
+/**
+ * Idle time (no CDP traffic) before Browser Rendering ends the session: the default 60 s is
+ * shorter than an agent's pause to think; the platform maximum is 10 minutes.
+ */
+export const BROWSER_KEEP_ALIVE_MS = 300_000;
 const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/;
 
 export class BrowserRendering implements BrowserSource {

@@ -19,6 +19,8 @@ export type ProxyLimits = {
 	maxFrameBytes: number;
 	maxQueuedFrames: number;
 	maxQueuedBytes: number;
+	/** Sent upstream just before the upstream is closed because the client went away. */
+	farewellFrame?: string;
 };
 
 export const GATEWAY_LIMITS: ProxyLimits = {
@@ -123,14 +125,34 @@ export function pipeWebSockets(
 	let finished = false;
 	// A client close seen while the upstream was still connecting, replayed once it opens.
 	let pendingClose: { code: number; reason: string } | undefined;
+	let upstreamGone = false;
 
 	const finish = (code: number, reason: string, why: string) => {
 		if (finished) return;
 		finished = true;
 		log(code === 1000 ? "info" : "warn", "websocket closed", { route, code, reason: why });
 		safeClose(client, code, reason);
-		if (target) safeClose(target, code, reason);
+		if (target) farewellAndClose(target, code, reason);
 		else pendingClose = { code, reason };
+	};
+	const farewellAndClose = (socket: WebSocket, code: number, reason: string) => {
+		if (limits.farewellFrame !== undefined && !upstreamGone) {
+			try {
+				socket.send(limits.farewellFrame);
+			} catch {
+				// The upstream is already closing; it needs no farewell.
+			}
+		}
+		safeClose(socket, code, reason);
+	};
+
+	const forward = (socket: WebSocket, frame: Frame, direction: string) => {
+		try {
+			socket.send(frame);
+		} catch {
+			// The socket closed between its last event and this frame: end both sides cleanly.
+			finish(1011, `${direction} socket closed while forwarding`, `${direction}_send_failed`);
+		}
 	};
 
 	client.addEventListener(
@@ -147,7 +169,7 @@ export function pipeWebSockets(
 			}
 			if (finished) return;
 			if (target) {
-				target.send(frame);
+				forward(target, frame, "upstream");
 				return;
 			}
 			if (queue.length + 1 > limits.maxQueuedFrames || queuedBytes + size > limits.maxQueuedBytes) {
@@ -162,7 +184,7 @@ export function pipeWebSockets(
 		if (finished) return;
 		finished = true;
 		safeClose(client, event.code, event.reason);
-		if (target) safeClose(target, event.code, event.reason);
+		if (target) farewellAndClose(target, event.code, event.reason);
 		else pendingClose = { code: event.code, reason: event.reason };
 	});
 	client.addEventListener("error", () => finish(1011, "client socket error", "client_error"));
@@ -173,7 +195,7 @@ export function pipeWebSockets(
 			socket.accept();
 			target = socket;
 			if (pendingClose) {
-				safeClose(socket, pendingClose.code, pendingClose.reason);
+				farewellAndClose(socket, pendingClose.code, pendingClose.reason);
 				return;
 			}
 			socket.addEventListener(
@@ -188,10 +210,11 @@ export function pipeWebSockets(
 						);
 						return;
 					}
-					if (!finished) client.send(frame);
+					if (!finished) forward(client, frame, "client");
 				}),
 			);
 			socket.addEventListener("close", (event) => {
+				upstreamGone = true;
 				if (finished) return;
 				finished = true;
 				safeClose(socket, event.code, event.reason);
@@ -200,7 +223,7 @@ export function pipeWebSockets(
 			socket.addEventListener("error", () =>
 				finish(1011, "upstream socket error", "upstream_error"),
 			);
-			for (const frame of queue.splice(0)) socket.send(frame);
+			for (const frame of queue.splice(0)) forward(socket, frame, "upstream");
 			queuedBytes = 0;
 		},
 		(error: unknown) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { BROWSER_KEEP_ALIVE_MS, BrowserRendering } from "../src/browser-rendering";
-import { CDP_MAX_FRAME_BYTES } from "../src/routes/cdp";
+import { BROWSER_CLOSE_FRAME, CDP_MAX_FRAME_BYTES } from "../src/routes/cdp";
 import {
 	deployedEnv,
 	FakeBrowser,
@@ -135,6 +135,21 @@ describe("/cdp message passing", () => {
 		const toBrowser = nextMessage(peer);
 		socket.send(bigCommand);
 		expect(await toBrowser).toBe(bigCommand);
+	});
+
+	it("tells the browser to close when the sandbox hangs up", async () => {
+		const { browser, handle } = setup();
+		const socket = await openSocket(
+			await handle(cdpRequest(`Bearer ${SECRETS.MOLT_CDP_SECRET}`), deployedEnv()),
+		);
+		await new Promise((resolve) => setTimeout(resolve, 5));
+		const peer = browser.peer;
+		if (!peer) throw new Error("browser not opened");
+		const farewell = nextMessage(peer);
+		const closed = nextClose(peer);
+		socket.close(1000, "tool done");
+		expect(JSON.parse((await farewell) as string)).toEqual(JSON.parse(BROWSER_CLOSE_FRAME));
+		expect((await closed).code).toBe(1000);
 	});
 
 	it("closes with 1009 when a frame exceeds the CDP limit", async () => {

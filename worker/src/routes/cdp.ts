@@ -7,15 +7,27 @@ import type { BrowserSource } from "../backend";
 import { bearerToken, secretEquals } from "../compare";
 import { errorResponse, isWebSocketUpgrade, jsonResponse } from "../http";
 import { log } from "../log";
-import { MAX_QUEUED_BYTES, MAX_QUEUED_FRAMES, pipeWebSockets } from "../wsproxy";
+import { MAX_QUEUED_BYTES, MAX_QUEUED_FRAMES, type ProxyLimits, pipeWebSockets } from "../wsproxy";
 
 /** CDP frames carry screenshots and DOM snapshots; 16 MiB leaves room below the platform's 32 MiB. */
 export const CDP_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
-const CDP_LIMITS = {
+/**
+ * Closing the socket alone leaves a Browser Rendering session running (and billed) until its
+ * keep-alive runs out, so when the sandbox hangs up the browser is told to close, as
+ * @cloudflare/playwright does on `browser.close()`. The id is one no client request uses.
+ */
+export const BROWSER_CLOSE_FRAME = JSON.stringify({
+	id: 2147483647,
+	method: "Browser.close",
+	params: {},
+});
+
+const CDP_LIMITS: ProxyLimits = {
 	maxFrameBytes: CDP_MAX_FRAME_BYTES,
 	maxQueuedFrames: MAX_QUEUED_FRAMES,
 	maxQueuedBytes: Math.max(MAX_QUEUED_BYTES, CDP_MAX_FRAME_BYTES),
+	farewellFrame: BROWSER_CLOSE_FRAME,
 };
 
 export async function cdpRoute(

@@ -38,16 +38,12 @@ export async function loginRoute(request: Request, config: LocalConfig): Promise
 		return errorResponse(405, "Use GET or POST.", { Allow: "GET, POST" });
 	if (!sameOrigin(request))
 		return errorResponse(403, "Cross-origin sign-in refused: use the form on this host.");
-	const length = Number(request.headers.get("Content-Length") ?? "0");
-	if (length > MAX_FORM_BYTES) return errorResponse(413, "The sign-in form is too large.");
-	let token: string | undefined;
-	try {
-		const form = await request.formData();
-		const value = form.get("token");
-		token = typeof value === "string" ? value : undefined;
-	} catch {
-		return errorResponse(400, "Send the sign-in form as application/x-www-form-urlencoded.");
+	if (!request.headers.get("Content-Type")?.startsWith("application/x-www-form-urlencoded")) {
+		return errorResponse(415, "Send the sign-in form as application/x-www-form-urlencoded.");
 	}
+	const body = await request.text();
+	if (body.length > MAX_FORM_BYTES) return errorResponse(413, "The sign-in form is too large.");
+	const token = new URLSearchParams(body).get("token") ?? undefined;
 	if (!token || !(await secretEquals(token, config.adminToken))) {
 		log("warn", "local sign-in refused", { route: "login" });
 		return htmlResponse(
