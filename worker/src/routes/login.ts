@@ -41,9 +41,9 @@ export async function loginRoute(request: Request, config: LocalConfig): Promise
 	if (!request.headers.get("Content-Type")?.startsWith("application/x-www-form-urlencoded")) {
 		return errorResponse(415, "Send the sign-in form as application/x-www-form-urlencoded.");
 	}
-	const body = await request.text();
-	if (body.length > MAX_FORM_BYTES) return errorResponse(413, "The sign-in form is too large.");
-	const token = new URLSearchParams(body).get("token") ?? undefined;
+	const body = await request.arrayBuffer();
+	if (body.byteLength > MAX_FORM_BYTES) return errorResponse(413, "The sign-in form is too large.");
+	const token = new URLSearchParams(new TextDecoder().decode(body)).get("token") ?? undefined;
 	if (!token || !(await secretEquals(token, config.adminToken))) {
 		log("warn", "local sign-in refused", { route: "login" });
 		return htmlResponse(
