@@ -1,0 +1,257 @@
+"""`backup list | download | restore | import`: the stack's snapshots, from outside the container.
+
+Everything goes through `sandbox_runtime.snapshots` (the same code the runtime uses), reading
+the bucket through its S3 API with the stack's scoped token and decrypting with the stack's
+snapshot key, both taken from the stack outputs.
+
+`restore <id>` records the chosen generation's files as a new generation and moves HEAD to it
+with the store's conditional write. Newer generations stay in the chain, so a restore can itself
+be undone. A runtime that is running keeps its own state until it next boots (its next snapshot
+attempt fails on the moved HEAD and it stops snapshotting rather than overwrite the restore):
+restart the container afterwards (docs/operations.md, "Roll back to a snapshot").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sandbox_runtime.snapshots import (
+    HeadConflict,
+    SnapshotError,
+    SnapshotInfo,
+    SnapshotManager,
+    StoreUnavailable,
+    key_from_env,
+    open_store,
+)
+
+from . import outputs as names
+from .errors import Console, OpsError
+from .outputs import StackOutputs
+
+
+def store_env(outputs: StackOutputs) -> dict[str, str]:
+    """The container env that describes the stack's store, from the stack outputs."""
+    return {
+        "MOLT_STORE": "r2",
+        "R2_ENDPOINT": outputs.text(names.R2_ENDPOINT),
+        "R2_BUCKET": outputs.text(names.R2_BUCKET),
+        "R2_ACCESS_KEY_ID": outputs.text(names.R2_ACCESS_KEY_ID, secret=True),
+        "R2_SECRET_ACCESS_KEY": outputs.text(names.R2_SECRET_ACCESS_KEY, secret=True),
+        "MOLT_SNAPSHOT_KEY": outputs.text(names.SNAPSHOT_KEY, secret=True),
+    }
+
+
+@contextlib.contextmanager
+def _manager(outputs: StackOutputs) -> Iterator[tuple[SnapshotManager, Path]]:
+    env = store_env(outputs)
+    with tempfile.TemporaryDirectory(prefix="molt-backup-") as scratch:
+        try:
+            manager = SnapshotManager(
+                store=open_store(env),
+                key=key_from_env(env),
+                state_dir=Path(scratch) / "tree",
+                keep=outputs.integer(names.SNAPSHOT_KEEP, 30),
+            )
+        except SnapshotError as exc:
+            raise OpsError(f"the stack outputs do not describe a usable store: {exc}") from None
+        yield manager, Path(scratch)
+
+
+def _run(outputs: StackOutputs, work: Callable[[SnapshotManager, Path], Any]) -> Any:
+    """Run one async operation against the store, turning store failures into OpsError."""
+    with _manager(outputs) as (manager, scratch):
+        try:
+            return asyncio.run(work(manager, scratch))
+        except StoreUnavailable as exc:
+            raise OpsError(
+                f"{exc}. If the credentials were refused, the stack's token is expired or "
+                f"revoked: `pulumi up --stack {outputs.stack}` issues the outputs again."
+            ) from None
+        except HeadConflict as exc:
+            raise OpsError(
+                f"the running runtime wrote a snapshot at the same moment ({exc}); nothing was "
+                "changed: run the command again."
+            ) from None
+        except SnapshotError as exc:
+            raise OpsError(str(exc)) from None
+
+
+async def _find(manager: SnapshotManager, ident: str, stack: str) -> SnapshotInfo:
+    kept = await manager.list()
+    for info in kept:
+        if info.id == ident:
+            return info
+    raise OpsError(
+        f"snapshot {ident!r} is not one of the {len(kept)} kept generations of {stack}: "
+        f"list them with `python -m ops backup list --stack {stack}`."
+    )
+
+
+async def _extract(manager: SnapshotManager, ident: str) -> int:
+    """Materialise one generation into the manager's state dir (verified, decrypted)."""
+    # The manager exposes restore() for the newest generation only; a chosen generation is
+    # fetched and verified with the same two steps restore() uses for each candidate.
+    manifest = await manager._fetch_manifest(ident)
+    files, _ = await manager._materialize(manifest)
+    return files
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def backup_list(outputs: StackOutputs, console: Console) -> list[SnapshotInfo]:
+    async def work(manager: SnapshotManager, _scratch: Path) -> list[SnapshotInfo]:
+        return await manager.list()
+
+    kept: list[SnapshotInfo] = _run(outputs, work)
+    if not kept:
+        console.print(f"{outputs.stack}: no snapshots yet")
+        return kept
+    console.print(f"{'id':<36} {'created (UTC)':<20} {'size':>10} {'files':>6}  reason")
+    for index, info in enumerate(kept):
+        created = info.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        head = "  (HEAD)" if index == 0 else ""
+        console.print(
+            f"{info.id:<36} {created:<20} {human_size(info.size):>10} {info.files:>6}  "
+            f"{info.reason}{head}"
+        )
+    return kept
+
+
+def _safe_tar(tree: Path, target: Path) -> int:
+    """tar.gz of regular files and directories only, relative names, no owner information."""
+    count = 0
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
+        for path in sorted(tree.rglob("*")):
+            if path.is_symlink() or not (path.is_file() or path.is_dir()):
+                continue  # the materialised tree has none; never archive one if it did
+            info = archive.gettarinfo(str(path), arcname=path.relative_to(tree).as_posix())
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if path.is_file():
+                with path.open("rb") as handle:
+                    archive.addfile(info, handle)
+                count += 1
+            else:
+                archive.addfile(info)
+    return count
+
+
+def backup_download(outputs: StackOutputs, ident: str, target: Path, console: Console) -> Path:
+    if target.exists():
+        raise OpsError(f"{target} already exists: choose another --output path.")
+
+    async def work(manager: SnapshotManager, _scratch: Path) -> tuple[SnapshotInfo, int]:
+        info = await _find(manager, ident, outputs.stack)
+        await _extract(manager, ident)
+        return info, await asyncio.to_thread(_safe_tar, manager.state_dir, target)
+
+    info, files = _run(outputs, work)
+    console.print(
+        f"wrote {target}: snapshot {info.id} of {outputs.stack}, {files} files "
+        f"({human_size(info.size)} before compression). It holds decrypted state: keep it private."
+    )
+    return target
+
+
+def backup_restore(outputs: StackOutputs, ident: str, console: Console) -> SnapshotInfo | None:
+    async def work(manager: SnapshotManager, _scratch: Path) -> SnapshotInfo | None:
+        await _find(manager, ident, outputs.stack)
+        await _extract(manager, ident)
+        return await manager.import_tree(manager.state_dir, f"restore of {ident}")
+
+    created: SnapshotInfo | None = _run(outputs, work)
+    if created is None:
+        console.print(
+            f"{outputs.stack}: HEAD already holds the content of {ident}; nothing changed"
+        )
+    else:
+        console.print(
+            f"{outputs.stack}: HEAD is now {created.id}, the content of {ident} "
+            f"({created.files} files). Restart the container so the runtime restores it."
+        )
+    return created
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace, deps: Any, console: Console) -> StackOutputs:
+    from .__main__ import _outputs  # the shared outputs seam (--outputs-file or the Pulumi CLI)
+
+    return _outputs(args, deps, console)
+
+
+def cmd_list(args: argparse.Namespace, deps: Any, console: Console) -> int:
+    backup_list(_load(args, deps, console), console)
+    return 0
+
+
+def cmd_download(args: argparse.Namespace, deps: Any, console: Console) -> int:
+    outputs = _load(args, deps, console)
+    target = Path(args.output or f"{outputs.stack}-{args.id}.tar.gz")
+    backup_download(outputs, args.id, target, console)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, deps: Any, console: Console) -> int:
+    if not args.yes:
+        raise OpsError(
+            "nothing changed: restoring makes the chosen snapshot the newest generation "
+            "(newer ones stay listed); re-run with --yes, then restart the container."
+        )
+    backup_restore(_load(args, deps, console), args.id, console)
+    return 0
+
+
+def add_backup_parser(commands: Any, stack_options: Callable[..., None]) -> None:
+    backup = commands.add_parser(
+        "backup",
+        help="list, download, restore or import snapshots of a stack",
+        description="The stack's encrypted snapshots in its bucket (S3 API, scoped token and "
+        "snapshot key from the stack outputs).",
+    )
+    actions = backup.add_subparsers(dest="backup_command", required=True, metavar="ACTION")
+    listing = actions.add_parser(
+        "list",
+        help="kept snapshots with time and size",
+        description="List kept snapshots, newest first.",
+    )
+    stack_options(listing, outputs=True)
+    listing.set_defaults(handler=cmd_list)
+    download = actions.add_parser(
+        "download",
+        help="one snapshot as a tar.gz of the decrypted files",
+        description="Verify, decrypt and write one snapshot as an ordinary tar.gz (regular files "
+        "and directories only, relative names), created with mode 0600.",
+    )
+    download.add_argument("id", help="snapshot id from `backup list`")
+    stack_options(download, outputs=True)
+    download.add_argument("--output", help="archive path (default: <stack>-<id>.tar.gz)")
+    download.set_defaults(handler=cmd_download)
+    restore = actions.add_parser(
+        "restore",
+        help="make a snapshot's content the newest generation (then restart the container)",
+        description="Record the chosen snapshot's files as a new generation and move HEAD to it "
+        "with a conditional write; the runtime restores it on its next boot.",
+    )
+    restore.add_argument("id", help="snapshot id from `backup list`")
+    stack_options(restore, outputs=True)
+    restore.add_argument("--yes", action="store_true", help="really move HEAD")
+    restore.set_defaults(handler=cmd_restore)

@@ -1,0 +1,203 @@
+"""The Pulumi CLI behind one small interface, so tests can stand in for it.
+
+Every call is an argument list (never a shell string) and carries `--stack`, so no command
+depends on which stack happens to be selected. Secrets are never passed on a command line:
+the only values this module writes are counters and booleans.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import OpsError
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "moltworker"
+INSTALL_HINT = "install it (https://www.pulumi.com/docs/iac/download-install/) and log in first"
+_STACK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_stack_name(stack: str) -> str:
+    if not _STACK_RE.match(stack):
+        raise OpsError(
+            f"stack name {stack!r} is not valid: use letters, digits, '.', '_' and '-' "
+            "(e.g. dev, staging, prod, pr-12)."
+        )
+    return stack
+
+
+class Pulumi(Protocol):
+    """What the ops commands need from Pulumi; `PulumiCli` runs the real CLI."""
+
+    def stack_outputs(self, stack: str) -> dict[str, Any]: ...
+
+    def config(self, stack: str) -> dict[str, str]:
+        """Plain config values by full key (`moltworker:ephemeral`); secrets are absent."""
+        ...
+
+    def config_set(self, stack: str, key: str, value: str) -> None: ...
+
+    def config_refresh(self, stack: str) -> None:
+        """Rewrite the local stack file from the stack's last deployment."""
+        ...
+
+    def stack_exists(self, stack: str) -> bool: ...
+
+    def stack_init(self, stack: str, copy_config_from: str) -> None: ...
+
+    def stack_names(self) -> list[str]: ...
+
+    def up(self, stack: str) -> None: ...
+
+    def destroy_and_remove(self, stack: str) -> None: ...
+
+
+class PulumiCli:
+    """Runs `pulumi` in the project directory; output of long commands is streamed."""
+
+    def __init__(
+        self,
+        binary: str = "pulumi",
+        cwd: Path = ROOT,
+        env: Mapping[str, str] | None = None,
+        emit: Callable[[str], None] = print,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.binary = binary
+        self.cwd = cwd
+        self.env = dict(env if env is not None else os.environ)
+        self.emit = emit
+        self.timeout_s = timeout_s
+
+    def _run(self, args: list[str]) -> str:
+        cmd = [self.binary, *args, "--non-interactive"]
+        try:
+            result = subprocess.run(  # noqa: S603 - argument list, no shell
+                cmd,
+                cwd=self.cwd,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout_s,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise OpsError(
+                f"the Pulumi CLI ({self.binary!r}) was not found: {INSTALL_HINT}."
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise OpsError(
+                f"`pulumi {' '.join(args[:3])}` did not answer within {self.timeout_s:.0f}s: "
+                "check the state backend is reachable (`pulumi whoami -v`)."
+            ) from None
+        if result.returncode != 0:
+            raise OpsError(_failure(args, result.stderr or result.stdout))
+        return result.stdout
+
+    def _stream(self, args: list[str]) -> None:
+        cmd = [self.binary, *args, "--non-interactive"]
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
+                cmd,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        except FileNotFoundError:
+            raise OpsError(
+                f"the Pulumi CLI ({self.binary!r}) was not found: {INSTALL_HINT}."
+            ) from None
+        assert proc.stdout is not None
+        tail: list[str] = []
+        for line in proc.stdout:
+            self.emit(line.rstrip("\n"))
+            tail = [*tail[-19:], line]
+        if proc.wait() != 0:
+            raise OpsError(_failure(args, "".join(tail)))
+
+    def stack_outputs(self, stack: str) -> dict[str, Any]:
+        out = self._run(["stack", "output", "--json", "--show-secrets", "--stack", stack])
+        return _json_object(out, f"`pulumi stack output --json --stack {stack}`")
+
+    def config(self, stack: str) -> dict[str, str]:
+        out = self._run(["config", "--json", "--stack", stack])
+        raw = _json_object(out, f"`pulumi config --json --stack {stack}`")
+        values: dict[str, str] = {}
+        for key, entry in raw.items():
+            if isinstance(entry, dict) and not entry.get("secret") and "value" in entry:
+                values[key] = str(entry["value"])
+        return values
+
+    def config_set(self, stack: str, key: str, value: str) -> None:
+        self._run(["config", "set", "--stack", stack, key, value])
+
+    def config_refresh(self, stack: str) -> None:
+        self._run(["config", "refresh", "--force", "--stack", stack])
+
+    def stack_exists(self, stack: str) -> bool:
+        return stack in self.stack_names()
+
+    def stack_init(self, stack: str, copy_config_from: str) -> None:
+        self._run(["stack", "init", stack, "--copy-config-from", copy_config_from])
+
+    def stack_names(self) -> list[str]:
+        out = self._run(["stack", "ls", "--json"])
+        try:
+            rows = json.loads(out)
+        except json.JSONDecodeError:
+            raise OpsError(
+                "`pulumi stack ls --json` did not print JSON; upgrade the Pulumi CLI."
+            ) from None
+        if not isinstance(rows, list):
+            raise OpsError("`pulumi stack ls --json` did not print a list; upgrade the Pulumi CLI.")
+        names = []
+        for row in rows:
+            if isinstance(row, dict) and isinstance(row.get("name"), str):
+                names.append(short_stack_name(row["name"]))
+        return names
+
+    def up(self, stack: str) -> None:
+        self._stream(["up", "--yes", "--skip-preview", "--stack", stack])
+
+    def destroy_and_remove(self, stack: str) -> None:
+        self._stream(["destroy", "--yes", "--remove", "--stack", stack])
+
+
+def short_stack_name(name: str) -> str:
+    """`organization/moltworker/pr-12` (DIY backends list project-scoped names) -> `pr-12`."""
+    parts = name.split("/")
+    if len(parts) == 3 and parts[1] != PROJECT:
+        return ""  # another project's stack in the same backend: never ours to touch
+    return parts[-1]
+
+
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise OpsError(f"{what} did not print JSON; upgrade the Pulumi CLI.") from None
+    if not isinstance(value, dict):
+        raise OpsError(f"{what} did not print a JSON object; upgrade the Pulumi CLI.")
+    return value
+
+
+def _failure(args: list[str], output: str) -> str:
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    detail = lines[-1] if lines else "no output"
+    hint = ""
+    lowered = output.lower()
+    if "no stack named" in lowered or "stack not found" in lowered:
+        hint = " List the stacks with `pulumi stack ls`."
+    elif "passphrase" in lowered:
+        hint = " Set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) for this stack."
+    elif "login" in lowered or "credentials" in lowered or "403" in lowered:
+        hint = " Log in to the state backend (`pulumi login ...`, see docs/operations.md)."
+    return f"`pulumi {' '.join(args[:3])}` failed: {detail}.{hint}"

@@ -1,0 +1,88 @@
+"""Ephemeral review stacks, one per pull request: `pr-<n>`, created from a template stack.
+
+Destroying is guarded twice: the stack must be named `pr-<n>` and the configuration it was last
+deployed with must say `ephemeral: true` (read back with `pulumi config refresh`, so a local
+file cannot vouch for a stack it does not describe). Production stacks fail both tests; the
+infra program additionally refuses `ephemeral` on them and protects their data.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import Console, OpsError
+from .github import GitHub
+from .pulumi_cli import PROJECT, Pulumi
+
+PR_STACK = re.compile(r"^pr-([1-9][0-9]{0,8})$")
+EPHEMERAL_KEY = f"{PROJECT}:ephemeral"
+# Settings that name physical resources: copied from the template they would collide with it.
+NAMING_KEYS = (f"{PROJECT}:workerName", f"{PROJECT}:customDomain", f"{PROJECT}:zoneId")
+
+
+def pr_stack(number: int) -> str:
+    if number < 1 or number > 999_999_999:
+        raise OpsError(f"pull request number {number} is out of range.")
+    return f"pr-{number}"
+
+
+def create(pulumi: Pulumi, number: int, template: str, console: Console) -> str:
+    stack = pr_stack(number)
+    if PR_STACK.match(template):
+        raise OpsError(f"template {template!r} is itself a review stack: use staging.")
+    if pulumi.stack_exists(stack):
+        console.print(f"stack {stack} exists: keeping it (re-deploys update it)")
+    else:
+        pulumi.stack_init(stack, copy_config_from=template)
+        console.print(f"created stack {stack} with the configuration of {template}")
+    config = pulumi.config(stack)
+    clashing = [k for k in NAMING_KEYS if config.get(k)]
+    if clashing:
+        raise OpsError(
+            f"the template {template!r} sets {', '.join(clashing)}: a review stack would take over "
+            f"the template's names. Remove them from Pulumi.{stack}.yaml (review stacks use "
+            "moltworker-pr-<n> on workers.dev) or choose another template."
+        )
+    pulumi.config_set(stack, EPHEMERAL_KEY, "true")
+    pulumi.config_set(stack, f"{PROJECT}:accessServiceToken", "true")
+    console.print(f"{stack}: ephemeral=true (destroy empties its bucket), accessServiceToken=true")
+    return stack
+
+
+def destroy(pulumi: Pulumi, stack: str, console: Console) -> None:
+    if not PR_STACK.match(stack):
+        raise OpsError(
+            f"refusing to destroy {stack!r}: only review stacks named pr-<n> are destroyed by "
+            "this command. Destroy other stacks by hand with `pulumi destroy`."
+        )
+    pulumi.config_refresh(stack)
+    if pulumi.config(stack).get(EPHEMERAL_KEY) != "true":
+        raise OpsError(
+            f"refusing to destroy {stack}: its deployed configuration does not say "
+            f"{EPHEMERAL_KEY}=true, so it may hold data worth keeping."
+        )
+    console.print(f"destroying {stack} (ephemeral) and removing the stack")
+    pulumi.destroy_and_remove(stack)
+    console.print(f"{stack}: destroyed and removed")
+
+
+def sweep(pulumi: Pulumi, github: GitHub, repo: str, console: Console, *, dry_run: bool) -> int:
+    """Destroy review stacks whose pull request is closed; returns the number of failures."""
+    failures = 0
+    for stack in sorted(pulumi.stack_names()):
+        match = PR_STACK.match(stack)
+        if not match:
+            continue
+        try:
+            state = github.pr_state(repo, int(match.group(1)))
+            if state == "open":
+                console.print(f"{stack}: pull request open, keeping")
+                continue
+            if dry_run:
+                console.print(f"{stack}: pull request closed, would destroy (dry run)")
+                continue
+            destroy(pulumi, stack, console)
+        except OpsError as exc:
+            failures += 1
+            console.warn(f"{stack}: {exc}")
+    return failures

@@ -1,0 +1,97 @@
+"""Test stand-ins for the two seams the ops commands reach through: Pulumi and stack outputs.
+
+`MemoryPulumi` implements the same `ops.pulumi_cli.Pulumi` interface over in-memory stacks. It
+never pretends to deploy anything: `up` and `destroy_and_remove` only record that they were
+asked for, which is what the command logic under test decides.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from ops.__main__ import Deps, main
+from ops.errors import OpsError
+
+
+@dataclass
+class MemoryStack:
+    config: dict[str, str] = field(default_factory=dict)  # the local Pulumi.<stack>.yaml
+    deployed_config: dict[str, str] | None = None  # the config of the last deployment
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MemoryPulumi:
+    stacks: dict[str, MemoryStack] = field(default_factory=dict)
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    fail_refresh: set[str] = field(default_factory=set)
+
+    def _stack(self, stack: str) -> MemoryStack:
+        if stack not in self.stacks:
+            raise OpsError(f"`pulumi stack` failed: no stack named '{stack}' found.")
+        return self.stacks[stack]
+
+    def stack_outputs(self, stack: str) -> dict[str, Any]:
+        self.calls.append(("outputs", stack))
+        return dict(self._stack(stack).outputs)
+
+    def config(self, stack: str) -> dict[str, str]:
+        return dict(self._stack(stack).config)
+
+    def config_set(self, stack: str, key: str, value: str) -> None:
+        self.calls.append(("config_set", stack, key, value))
+        self._stack(stack).config[key] = value
+
+    def config_refresh(self, stack: str) -> None:
+        self.calls.append(("config_refresh", stack))
+        target = self._stack(stack)
+        if stack in self.fail_refresh or target.deployed_config is None:
+            raise OpsError(f"`pulumi config refresh` failed: stack {stack} has no deployment.")
+        target.config = dict(target.deployed_config)
+
+    def stack_exists(self, stack: str) -> bool:
+        return stack in self.stacks
+
+    def stack_init(self, stack: str, copy_config_from: str) -> None:
+        self.calls.append(("stack_init", stack, copy_config_from))
+        template = self._stack(copy_config_from)
+        self.stacks[stack] = MemoryStack(config=dict(template.config))
+
+    def stack_names(self) -> list[str]:
+        return list(self.stacks)
+
+    def up(self, stack: str) -> None:
+        self.calls.append(("up", stack))
+        target = self._stack(stack)
+        target.deployed_config = dict(target.config)
+
+    def destroy_and_remove(self, stack: str) -> None:
+        self.calls.append(("destroy_and_remove", stack))
+        del self.stacks[stack]
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+class Cli:
+    """Runs `python -m ops` in-process with the test seams, capturing both streams."""
+
+    def __init__(self, pulumi: MemoryPulumi, deps: Deps) -> None:
+        self.pulumi = pulumi
+        self.deps = deps
+
+    def __call__(self, *argv: str) -> Run:
+        out, err = io.StringIO(), io.StringIO()
+        self.deps.out, self.deps.err = out, err
+        code = main(list(argv), self.deps)
+        return Run(code, out.getvalue(), err.getvalue())

@@ -1,0 +1,106 @@
+"""A local stand-in for a deployed Worker with Access in front of its admin paths.
+
+It answers the way the edge does: `/healthz` is public, admin paths without Access credentials
+get a redirect to the team's login (or 401/403, depending on `refusal`), a valid service token
+passes through to the runtime's status, and `/cdp` checks its bearer secret first.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+TEAM = "example-team.cloudflareaccess.com"
+
+
+@dataclass
+class Behaviour:
+    client_id: str = "0123abcd.access"
+    client_secret: str = "svc-secret-7f1e0c2b9a8d4e6f"
+    cdp_secret: str = "cdp-secret-5a4b3c2d1e0f"
+    refusal: str = "redirect"  # redirect | 401 | 403 | public | wrong-redirect
+    cdp_open: bool = False
+    phases: list[str] = field(default_factory=lambda: ["ready"])  # one per status call, last sticks
+    gateway_state: str = "ready"
+    snapshot_age_s: float | None = 42.0
+    seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def status(self) -> dict[str, Any]:
+        phase = self.phases.pop(0) if len(self.phases) > 1 else self.phases[0]
+        return {
+            "phase": phase,
+            "gateway": {"state": self.gateway_state if phase == "ready" else "starting", "pid": 7},
+            "snapshot": {
+                "last_id": None if self.snapshot_age_s is None else "00000003-1-abc",
+                "age_s": self.snapshot_age_s,
+                "pending": False,
+            },
+            "version": "2026.9.6",
+        }
+
+
+def _handler(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _send(
+            self, status: int, body: Any = None, headers: dict[str, str] | None = None
+        ) -> None:
+            data = json.dumps(body).encode() if body is not None else b""
+            self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            behaviour.seen.append((self.path, dict(self.headers.items())))
+            path = self.path
+            if path == "/healthz":
+                return self._send(200, {"ok": True})
+            if path == "/cdp":
+                expected = f"Bearer {behaviour.cdp_secret}"
+                if behaviour.cdp_open or self.headers.get("Authorization") == expected:
+                    return self._send(426, {"error": "upgrade required"})
+                return self._send(401, {"error": "unauthorized"})
+            if path.startswith(("/_admin", "/api/admin")):
+                token_ok = (
+                    self.headers.get("CF-Access-Client-Id") == behaviour.client_id
+                    and self.headers.get("CF-Access-Client-Secret") == behaviour.client_secret
+                )
+                if token_ok or behaviour.refusal == "public":
+                    if path == "/api/admin/status":
+                        return self._send(200, behaviour.status())
+                    return self._send(200, {"page": "admin"})
+                if behaviour.refusal in ("401", "403"):
+                    return self._send(int(behaviour.refusal), {"error": "forbidden"})
+                host = TEAM if behaviour.refusal == "redirect" else "evil.example.com"
+                return self._send(
+                    302,
+                    None,
+                    {"Location": f"https://{host}/cdn-cgi/access/login/x?redirect_url={path}"},
+                )
+            return self._send(404, {"error": "not found"})
+
+    return Handler
+
+
+@contextmanager
+def serve(behaviour: Behaviour) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(behaviour))
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
