@@ -14,6 +14,8 @@ from typing import Any
 
 from .openclaw_cli import CliTimeout, OpenClawCli
 
+# OpenClaw's wording when an id is not (or no longer) known; `approve` says it in prose.
+_NOT_FOUND_RE = re.compile(r"unknown (requestId|deviceId)|No pending device request matches")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 CLI_TIMEOUT_S = 30.0
 
@@ -116,8 +118,11 @@ class Devices:
             raise OpenClawFailed(f"{exc}; check that the gateway is running.") from None
         if result.returncode != 0:
             message = result.error_message()
-            if message.startswith("unknown "):
-                raise NotFound(f"{message}; list the devices again and use a current id.")
+            if _NOT_FOUND_RE.search(result.stdout + result.stderr):
+                raise NotFound(
+                    f"OpenClaw does not know that {'device' if args[0] == 'remove' else 'request'} "
+                    "id; list the devices again and use a current id."
+                )
             raise OpenClawFailed(f"openclaw devices {args[0]} failed: {message}")
         try:
             return result.json()

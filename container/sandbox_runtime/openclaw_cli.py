@@ -76,6 +76,7 @@ class OpenClawCli:
 
     async def run(self, *args: str, timeout: float = 30.0) -> CliResult:
         """Run `openclaw <args>`; argv carries no secret (the token is in the env)."""
+        log.info("running openclaw %s", " ".join(args))
         proc = await asyncio.create_subprocess_exec(
             self.settings.openclaw_bin,
             *args,
