@@ -57,8 +57,10 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 # also the shape of Cloudflare account and zone ids, which are not secrets.
 _MIN_HEX_SECRET = 40
 _MIN_OPAQUE_SECRET = 24
-# Bits per character: random base64 scores ~5 over 32+ characters, words joined by '-' stay
-# below 4 (measured on bucket, worker and model names of this project).
+# Bits per character: random base64 scores ~5 over 32+ characters, words joined by '-' and
+# CamelCase names stay below 4.1 (measured on bucket, worker and model names of this project).
+# Single-case strings (model refs with dates, slugs) can score higher, so the entropy test
+# needs both letter cases, which random base64/base64url of this length has all but always.
 _MIN_ENTROPY = 4.2
 
 
@@ -94,6 +96,7 @@ def secret_shape(value: str) -> str | None:
         if len(token) >= _MIN_HEX_SECRET:
             return f"its value is {len(token)} random-looking hex digits"
         return None
-    if len(token) >= _MIN_OPAQUE_SECRET and shannon_entropy(token) >= _MIN_ENTROPY:
+    mixed = any(c.isupper() for c in token) and any(c.islower() for c in token)
+    if mixed and len(token) >= _MIN_OPAQUE_SECRET and shannon_entropy(token) >= _MIN_ENTROPY:
         return f"its value is a {len(token)}-character high-entropy string"
     return None
