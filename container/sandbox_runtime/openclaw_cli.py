@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ _PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "NODE_EXTRA_CA_CERTS")
 
 
 def openclaw_env(settings: Settings) -> dict[str, str]:
-    env = {name: os.environ[name] for name in _PASSTHROUGH if name in os.environ}
+    env = {name: settings.env[name] for name in _PASSTHROUGH if name in settings.env}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.setdefault("HOME", str(settings.runtime_dir / "home"))
     env.update(
@@ -105,6 +104,13 @@ class OpenClawCli:
         except ValueError:
             data = None
         if result.returncode == 0 and isinstance(data, dict) and data.get("valid") is True:
+            for warning in data.get("warnings") or []:
+                if isinstance(warning, dict):
+                    log.warning(
+                        "OpenClaw config warning: %s: %s",
+                        warning.get("path"),
+                        warning.get("message"),
+                    )
             return []
         if isinstance(data, dict) and isinstance(data.get("issues"), list):
             issues = [
