@@ -36,10 +36,16 @@ def s3_client(props: dict[str, Any]) -> Any:
     )
 
 
-def empty_bucket(s3: Any, bucket: str) -> int:
-    """Delete every object and abort every multipart upload; returns the objects deleted."""
+def empty_bucket(s3: Any, bucket: str, page_size: int = 1000) -> int:
+    """Delete every object and abort every multipart upload; returns the objects deleted.
+
+    page_size is also the delete batch (S3 DeleteObjects takes at most 1000 keys).
+    """
     deleted = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, PaginationConfig={"PageSize": page_size}
+    )
+    for page in pages:
         keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
         if not keys:
             continue

@@ -21,7 +21,7 @@ import json
 import logging
 import runpy
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -309,6 +309,20 @@ def run_program_full(
     secret_keys = [k for k in TEST_SECRETS if k in config and k not in plaintext_full]
     pulumi.runtime.set_all_config(config, secret_keys)
 
+    resources, exported, warnings = run_under_mocks(
+        lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi_program__"),
+        stack=stack,
+    )
+    return ProgramRun(resources, exported, warnings, config, secret_keys)
+
+
+def run_under_mocks(
+    build: Callable[[], object], stack: str = "test"
+) -> tuple[list[RecordedResource], dict[str, Any], list[str]]:
+    """Run `build` (a program or a single component) under fresh mocks; record what it made.
+
+    Returns (resources, stack exports as {name: {"value", "secret"}}, warnings logged).
+    """
     mocks = ProgramMocks()
     monitor = RecordingMonitor(mocks)
     capture = _Capture()
@@ -320,7 +334,6 @@ def run_program_full(
     pulumi.runtime.set_mocks(
         mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor
     )
-
     exported: dict[str, Any] = {}
 
     async def resolve(name: str, value: Any) -> None:
@@ -329,30 +342,28 @@ def run_program_full(
 
     @pulumi.runtime.test
     def program() -> Any:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi_program__")
+        build()
         root = pulumi_settings.get_root_resource()
         outputs = dict(getattr(root, "outputs", {}))
         return asyncio.gather(*(resolve(k, v) for k, v in outputs.items()))
 
     program()
-
-    resources = []
-    for urn, (request, outputs) in monitor.requests.items():
-        resources.append(
-            RecordedResource(
-                type=request.type,
-                name=request.name,
-                urn=urn,
-                inputs=rpc.deserialize_properties(request.object),
-                outputs=outputs,
-                protect=bool(request.protect),
-                parent=request.parent,
-                dependencies=list(request.dependencies),
-                custom=bool(request.custom),
-                additional_secret_outputs=list(request.additionalSecretOutputs),
-            )
+    resources = [
+        RecordedResource(
+            type=request.type,
+            name=request.name,
+            urn=urn,
+            inputs=rpc.deserialize_properties(request.object),
+            outputs=outputs,
+            protect=bool(request.protect),
+            parent=request.parent,
+            dependencies=list(request.dependencies),
+            custom=bool(request.custom),
+            additional_secret_outputs=list(request.additionalSecretOutputs),
         )
-    return ProgramRun(resources, exported, capture.messages, config, secret_keys)
+        for urn, (request, outputs) in monitor.requests.items()
+    ]
+    return resources, exported, capture.messages
 
 
 def run_program(
