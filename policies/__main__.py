@@ -7,10 +7,12 @@ returns. Tests import `policies.rules` and `policies.pack` instead.
 import sys
 from pathlib import Path
 
-# The engine runs the pack with this directory as sys.path[0]; the validators import as the
+# The engine runs the pack with this directory on sys.path; the validators import as the
 # `policies` package (as the tests import them), so the project root takes its place, and no
 # module here can shadow a library module of the same name.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
+_PACK_DIR = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _PACK_DIR]
+sys.path.insert(0, str(_PACK_DIR.parent))
 
 from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
 

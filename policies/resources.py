@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 R2_BUCKET = "cloudflare:index/r2Bucket:R2Bucket"
+R2_BUCKET_LIFECYCLE = "cloudflare:index/r2BucketLifecycle:R2BucketLifecycle"
 R2_MANAGED_DOMAIN = "cloudflare:index/r2ManagedDomain:R2ManagedDomain"
 R2_CUSTOM_DOMAIN = "cloudflare:index/r2CustomDomain:R2CustomDomain"
 ACCOUNT_TOKEN = "cloudflare:index/accountToken:AccountToken"  # noqa: S105 - a type token

@@ -70,9 +70,13 @@ def _config(args: ResourceValidationArgs | StackValidationArgs) -> Mapping[str, 
 def data_bucket_protected(
     args: ResourceValidationArgs, report: ReportViolation, stack: StackProfile
 ) -> None:
-    """Kept stacks keep their data: the bucket and the snapshot key are protected, and the
-    bucket keeps the one name derived from project and stack, so no refactor replaces it."""
+    """Kept stacks keep their data: the bucket and the snapshot key are protected, the bucket
+    keeps the one name derived from project and stack, so no refactor replaces it, and no
+    lifecycle rule deletes anything but the runtime's trash."""
     if stack.ephemeral:
+        return
+    if args.resource_type == r.R2_BUCKET_LIFECYCLE:
+        _lifecycle_problems(args, report, _config(args))
         return
     kind = _kept_data_kind(args.resource_type, args.name)
     if kind is None:
@@ -105,6 +109,26 @@ def data_bucket_protected(
         )
 
 
+def _lifecycle_problems(
+    args: ResourceValidationArgs, report: ReportViolation, config: Mapping[str, Any]
+) -> None:
+    deletable = tuple(_string_set(config.get("deletablePrefixes")) or {TRASH_PREFIX})
+    bucket = r.prop(args.props, "bucketName", "bucket_name")
+    for rule in r.items(r.prop(args.props, "rules")):
+        deletes = r.prop(rule, "deleteObjectsTransition", "delete_objects_transition")
+        if r.prop(rule, "enabled") is False or deletes is None:
+            continue
+        prefix = r.prop(r.mapping(r.prop(rule, "conditions")), "prefix") or ""
+        if not (isinstance(prefix, str) and prefix.startswith(deletable)):
+            report(
+                f"Lifecycle rule {r.prop(rule, 'id')!r} of bucket {bucket!r} ('{args.name}') "
+                f"deletes objects under prefix {prefix!r}: snapshot blobs are shared between "
+                "generations, so their age says nothing about whether HEAD still needs them. "
+                f"Limit deletion rules to {', '.join(sorted(deletable))}.",
+                None,
+            )
+
+
 def _kept_data_kind(resource_type: str, name: str) -> str | None:
     if resource_type == r.R2_BUCKET:
         return "R2 bucket"
@@ -112,6 +136,9 @@ def _kept_data_kind(resource_type: str, name: str) -> str | None:
     if resource_type == r.RANDOM_BYTES and name.endswith("snapshot-key"):
         return "snapshot key"
     return None
+
+
+TRASH_PREFIX = "trash/"
 
 
 def expected_bucket_name(stack: StackProfile, config: Mapping[str, Any]) -> str:
@@ -158,11 +185,11 @@ def tokens_scoped(args: StackValidationArgs, report: ReportViolation, _stack: St
     """Each API token the stack creates reaches only this stack's bucket objects (R2 tokens) or
     only runs the AI Gateway (the gateway token); nothing account-wide, per zone or per user."""
     config = _config(args)
-    r2_groups = _id_set(config.get("r2PermissionGroupIds")) or {
+    r2_groups = _string_set(config.get("r2PermissionGroupIds")) or {
         R2_BUCKET_ITEM_READ,
         R2_BUCKET_ITEM_WRITE,
     }
-    gateway_groups = _id_set(config.get("aiGatewayRunPermissionGroupIds"))
+    gateway_groups = _string_set(config.get("aiGatewayRunPermissionGroupIds"))
     buckets = {
         _Bucket(str(r.prop(res.props, "accountId", "account_id")), str(r.prop(res.props, "name")))
         for res in args.resources
@@ -178,7 +205,7 @@ def tokens_scoped(args: StackValidationArgs, report: ReportViolation, _stack: St
                 report(f"API token '{token.name}' policy #{index + 1} {problem}", token.urn)
 
 
-def _id_set(value: Any) -> set[str]:
+def _string_set(value: Any) -> set[str]:
     if isinstance(value, Sequence) and not isinstance(value, str):
         return {str(v) for v in value}
     return set()
@@ -337,8 +364,9 @@ def worker_hostnames(
         else:
             problems.append(
                 f"Worker '{res.name}' is served on workers.dev but the stack has no "
-                "`workersSubdomain` config, so this pack cannot check that Access covers it: "
-                "`pulumi config set workersSubdomain <name>`."
+                "`workersSubdomain` config, so this pack cannot check that Access covers that "
+                "hostname: turn its workers.dev subdomain off (serve it on the custom domain "
+                "only) or `pulumi config set workersSubdomain <name>`."
             )
     if not hosts and not problems:
         problems.append(
@@ -644,7 +672,13 @@ RULES: tuple[Rule, ...] = (
                     "type": "string",
                     "description": "Expected bucket name; {project} and {stack} are replaced.",
                     "default": "{project}-{stack}-data",
-                }
+                },
+                "deletablePrefixes": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Object prefixes a lifecycle rule may delete.",
+                    "default": [TRASH_PREFIX],
+                },
             }
         ),
     ),

@@ -209,6 +209,33 @@ def compliant_stack(stack: str = "prod", *, custom_domain: bool = True) -> list[
         ),
         token("storage-token", bucket_scope(bucket), [R2_WRITE]),
         Res(
+            "cloudflare:index/r2BucketLifecycle:R2BucketLifecycle",
+            "storage-lifecycle",
+            {
+                "accountId": ACCOUNT,
+                "bucketName": bucket,
+                "rules": [
+                    {
+                        "id": "abort-incomplete-multipart-uploads",
+                        "enabled": True,
+                        "conditions": {"prefix": ""},
+                        "abortMultipartUploadsTransition": {
+                            "condition": {"type": "Age", "maxAge": 7 * 86400}
+                        },
+                    },
+                    {
+                        "id": "expire-trash",
+                        "enabled": True,
+                        "conditions": {"prefix": "trash/"},
+                        "deleteObjectsTransition": {
+                            "condition": {"type": "Age", "maxAge": 30 * 86400}
+                        },
+                    },
+                ],
+            },
+            protect=True,
+        ),
+        Res(
             "random:index/randomBytes:RandomBytes",
             "secrets-snapshot-key",
             {"length": 32},

@@ -140,6 +140,29 @@ def test_production_named_stack_is_never_ephemeral() -> None:
     assert any("is not protected" in m for m in found.messages)
 
 
+def lifecycle(prefix: str, *, enabled: bool = True) -> Res:
+    res = find(compliant_stack(), "storage-lifecycle")
+    rule = res.props["rules"][1]
+    rule["conditions"]["prefix"] = prefix
+    rule["enabled"] = enabled
+    return res
+
+
+@pytest.mark.parametrize("prefix", ["", "snapshots/", "tras"])
+def test_lifecycle_rule_deleting_live_data_is_refused(prefix: str) -> None:
+    found = check_resource(rules.data_bucket_protected, lifecycle(prefix))
+    only(found, "Lifecycle rule 'expire-trash'", f"under prefix {prefix!r}", "trash/")
+
+
+def test_disabled_or_trash_only_lifecycle_rules_pass() -> None:
+    assert check_resource(rules.data_bucket_protected, lifecycle("", enabled=False)) == []
+    assert check_resource(rules.data_bucket_protected, lifecycle("trash/old/")) == []
+
+
+def test_ephemeral_stack_may_expire_anything() -> None:
+    assert check_resource(rules.data_bucket_protected, lifecycle(""), DEV) == []
+
+
 def test_unknown_bucket_name_is_left_to_the_engine() -> None:
     res = bucket()
     res.props["name"] = UNKNOWN_STRING_VALUE

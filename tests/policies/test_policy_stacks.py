@@ -143,6 +143,16 @@ def _rename_bucket(run: StackRun) -> None:
     )
 
 
+def _expire_snapshots(run: StackRun) -> None:
+    rules = run.one("cloudflare:index/r2BucketLifecycle:R2BucketLifecycle").props["rules"]
+    expire = next(r for r in rules if "deleteObjectsTransition" in r)
+    expire["conditions"]["prefix"] = "snapshots/"
+
+
+def _expose_workers_dev(run: StackRun) -> None:
+    run.one("cloudflare:index/worker:Worker").props["subdomain"]["enabled"] = True
+
+
 def _publish_bucket(run: StackRun) -> None:
     run.resources.append(
         Recorded(
@@ -199,10 +209,12 @@ def _plain_text_secret(run: StackRun) -> None:
     [
         (_unprotect_bucket, "data-bucket-protected", "is not protected"),
         (_rename_bucket, "data-bucket-protected", "not the stack's stable name"),
+        (_expire_snapshots, "data-bucket-protected", "under prefix 'snapshots/'"),
         (_publish_bucket, "bucket-never-public", "public r2.dev URL"),
         (_widen_storage_token, "tokens-scoped", "only run the AI Gateway"),
         (_drop_debug_from_access, "access-protects-admin", "agent.example.com/debug/*"),
         (_admit_everyone, "access-protects-admin", "lets everyone in"),
+        (_expose_workers_dev, "access-protects-admin", "turn its workers.dev subdomain off"),
         (_open_gateway, "ai-gateway-authenticated", "accepts unauthenticated requests"),
         (_unpin_image, "pinned-versions", "not pinned by digest"),
         (_float_openclaw, "pinned-versions", "builds OpenClaw 'latest'"),
