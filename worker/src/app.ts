@@ -8,7 +8,7 @@ import type { Backend, BrowserSource } from "./backend";
 import { BrowserRendering } from "./browser-rendering";
 import { containerConfigProblem } from "./container-env";
 import { type AppEnv, isLocalMode, setting } from "./env";
-import { errorResponse, jsonResponse, wantsHtml } from "./http";
+import { errorResponse, jsonResponse, PAGE_REFERRER_POLICY, wantsHtml } from "./http";
 import { type LocalConfig, localAdminAuthorized, localConfig } from "./local";
 import { LocalBackend, LocalChromium } from "./local-backend";
 import { log } from "./log";
@@ -101,7 +101,7 @@ async function serveAdminAsset(request: Request, env: AppEnv): Promise<Response>
 	response.headers.set("Content-Security-Policy", ADMIN_UI_CSP);
 	response.headers.set("X-Frame-Options", "DENY");
 	response.headers.set("X-Content-Type-Options", "nosniff");
-	response.headers.set("Referrer-Policy", "no-referrer");
+	response.headers.set("Referrer-Policy", PAGE_REFERRER_POLICY);
 	response.headers.set("Cache-Control", "no-store");
 	return response;
 }

@@ -6,6 +6,12 @@ const SECURITY_HEADERS: Record<string, string> = {
 	"Cache-Control": "no-store",
 };
 
+/**
+ * Pages use `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null`
+ * with a form POST, which the same-origin check would then refuse.
+ */
+export const PAGE_REFERRER_POLICY = "same-origin";
+
 export function jsonResponse(body: unknown, status = 200, headers: HeadersInit = {}): Response {
 	const response = Response.json(body, { status, headers });
 	for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
@@ -44,6 +50,7 @@ export function htmlResponse(html: string, status = 200, headers: HeadersInit = 
 	);
 	response.headers.set("X-Frame-Options", "DENY");
 	for (const [name, value] of Object.entries(SECURITY_HEADERS)) response.headers.set(name, value);
+	response.headers.set("Referrer-Policy", PAGE_REFERRER_POLICY);
 	return response;
 }
 

@@ -192,6 +192,7 @@ describe("local backend", () => {
 		const { handle } = loopback();
 		const form = await handle(new Request(`${LOCAL}/_admin/login`), localEnv());
 		expect(form.status).toBe(200);
+		expect(form.headers.get("Referrer-Policy")).toBe("same-origin");
 		expect(await form.text()).toContain('name="token"');
 		const login = await handle(
 			new Request(`${LOCAL}/_admin/login`, {

@@ -283,6 +283,8 @@ describe("admin UI and debug routes", () => {
 		const csp = response.headers.get("Content-Security-Policy") ?? "";
 		expect(csp).toContain("script-src 'self'");
 		expect(csp).not.toContain("unsafe-inline");
+		// Under no-referrer a browser's form POST carries `Origin: null` and fails the CSRF check.
+		expect(response.headers.get("Referrer-Policy")).toBe("same-origin");
 		const html = await response.text();
 		expect(html).toContain('id="pending-list"');
 		expect(html).toContain('src="/_admin/admin.js"');
