@@ -188,6 +188,8 @@ describe("admin API", () => {
 		"/api/admin/devices/pending/a%20b/approve",
 		`/api/admin/devices/${"x".repeat(129)}/revoke`,
 		"/api/admin/devices/pending/a.b/approve",
+		"/api/admin/devices/-leading-dash/revoke",
+		"/api/admin/devices/pending/_x/reject",
 	])("refuses a malformed id in %s", async (path) => {
 		const { backend, handle } = setup();
 		const response = await handle(await signedIn(path, post), deployedEnv());

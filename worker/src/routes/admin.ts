@@ -9,7 +9,7 @@ import { errorResponse, jsonResponse } from "../http";
 import { log } from "../log";
 
 /** Device and pairing-request ids: OpenClaw uses hex digests and UUIDs; allow only their alphabet. */
-export const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 const MAX_RUNTIME_ERROR_CHARS = 300;
 
 type Action = { method: "GET" | "POST"; controlPath: string; action: string };
