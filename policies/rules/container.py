@@ -1,0 +1,90 @@
+"""ai-gateway-authenticated, container-bounded, pinned-versions: what runs and who may call it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi_policy import ReportViolation, ResourceValidationArgs
+
+from policies import resources as r
+from policies.rules.common import config_of
+from policies.stack_profile import StackProfile
+
+EXACT_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z][0-9A-Za-z.-]*)?$")
+_DIGEST_PINNED = re.compile(r"@sha256:[0-9a-f]{64}$")
+OPENCLAW_VERSION_ARG = "OPENCLAW_VERSION"
+DEFAULT_MAX_INSTANCES = 1
+
+
+def ai_gateway_authenticated(
+    args: ResourceValidationArgs, report: ReportViolation, _stack: StackProfile
+) -> None:
+    """The AI Gateway refuses requests without the stack's token (`cf-aig-authorization`)."""
+    if args.resource_type != r.AI_GATEWAY:
+        return
+    if r.prop(args.props, "authentication") is not True:
+        gateway = r.prop(args.props, "aiGatewayId", "ai_gateway_id")
+        report(
+            f"AI Gateway '{args.name}' ({gateway!r}) accepts unauthenticated requests, so anyone "
+            "who learns its URL spends the provider keys: set `authentication=True` (the "
+            "runtime sends the stack's run token in cf-aig-authorization).",
+            None,
+        )
+
+
+def container_bounded(
+    args: ResourceValidationArgs, report: ReportViolation, _stack: StackProfile
+) -> None:
+    """The container application cannot scale past the pack's bound (1 agent = 1 instance)."""
+    if not r.is_container_app(args.resource_type, args.props):
+        return
+    bound = _max_instances_bound(config_of(args))
+    value = r.prop(args.props, "max_instances", "maxInstances")
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        report(
+            f"Container application '{args.name}' has no whole-number max_instances ({value!r}): "
+            f"set `maxInstances` in the stack config (at most {bound}).",
+            None,
+        )
+    elif value > bound:
+        report(
+            f"Container application '{args.name}' may run {int(value)} instances, above this "
+            f"pack's bound of {bound} (one personal agent needs one; each instance bills and "
+            f"holds its own state): `pulumi config set maxInstances {bound}`, or raise the "
+            "`maxInstances` of policy `container-bounded` in the policy pack config.",
+            None,
+        )
+
+
+def _max_instances_bound(config: Mapping[str, Any]) -> int:
+    bound = config.get("maxInstances", DEFAULT_MAX_INSTANCES)
+    return bound if isinstance(bound, int) and bound >= 1 else DEFAULT_MAX_INSTANCES
+
+
+def pinned_versions(
+    args: ResourceValidationArgs, report: ReportViolation, _stack: StackProfile
+) -> None:
+    """The container runs an image pinned by digest, built for an exact OpenClaw version."""
+    if r.is_container_app(args.resource_type, args.props):
+        image = r.prop(args.props, "image")
+        if not isinstance(image, str) or not _DIGEST_PINNED.search(image):
+            report(
+                f"Container application '{args.name}' runs image {image!r}, which is not pinned "
+                "by digest: use the pushed image's `ref` (…@sha256:<64 hex>) so every rollout "
+                "runs exactly what was built.",
+                None,
+            )
+    elif args.resource_type == r.DOCKER_IMAGE:
+        build_args = r.mapping(r.prop(args.props, "buildArgs", "build_args"))
+        if OPENCLAW_VERSION_ARG not in build_args:
+            return
+        version = build_args[OPENCLAW_VERSION_ARG]
+        if not isinstance(version, str) or not EXACT_VERSION.match(version):
+            report(
+                f"Image '{args.name}' builds OpenClaw {version!r}, which is not an exact "
+                "version (no 'latest', ranges or tags): `pulumi config set openclawVersion "
+                "<x.y.z>` or pin container/openclaw.version.",
+                None,
+            )
