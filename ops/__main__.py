@@ -108,6 +108,13 @@ def cmd_state_create(args: argparse.Namespace, deps: Deps, console: Console) -> 
         )
     console.redact.add(token)
     account_id = args.account_id or deps.env.get("CLOUDFLARE_ACCOUNT_ID", "")
+    path = Path(args.credentials_file).expanduser()
+    if not args.show_secrets and path.exists():
+        # Checked before anything is created: the new token could not be shown again.
+        raise OpsError(
+            f"{path} already exists: keep it (it may hold working credentials) or move it "
+            "away, or pass another --credentials-file."
+        )
     client = deps.cloudflare(token)
     creds = create_state_bucket(
         client,  # pyright: ignore[reportArgumentType] - tests pass an SDK client built on a mock transport
@@ -125,7 +132,6 @@ def cmd_state_create(args: argparse.Namespace, deps: Deps, console: Console) -> 
             # Printed on purpose: bypass the redactor for exactly these lines.
             print(f"  {line}", file=deps.out or sys.stdout, flush=True)
     else:
-        path = Path(args.credentials_file).expanduser()
         write_credentials_file(path, creds)
         console.print(f"Credentials written to {path} (mode 0600). Load them with:")
         console.print(f"  set -a; . {path}; set +a")

@@ -4,6 +4,9 @@ Everything goes through `sandbox_runtime.snapshots` (the same code the runtime u
 the bucket through its S3 API with the stack's scoped token and decrypting with the stack's
 snapshot key, both taken from the stack outputs.
 
+`import <archive>` validates a self-hosted `openclaw backup create` archive with the runtime's
+own importer and stores its state as the newest generation, the same way.
+
 `restore <id>` records the chosen generation's files as a new generation and moves HEAD to it
 with the store's conditional write. Newer generations stay in the chain, so a restore can itself
 be undone. A runtime that is running keeps its own state until it next boots (its next snapshot
@@ -32,6 +35,7 @@ from sandbox_runtime.snapshots import (
     key_from_env,
     open_store,
 )
+from sandbox_runtime.snapshots.cli import import_archive
 
 from . import outputs as names
 from .errors import Console, OpsError
@@ -66,23 +70,29 @@ def _manager(outputs: StackOutputs) -> Iterator[tuple[SnapshotManager, Path]]:
         yield manager, Path(scratch)
 
 
+@contextlib.contextmanager
+def _store_errors(stack: str) -> Iterator[None]:
+    """Store and snapshot failures as one sentence with the fix."""
+    try:
+        yield
+    except StoreUnavailable as exc:
+        raise OpsError(
+            f"{exc}. If the credentials were refused, the stack's token is expired or revoked: "
+            f"`pulumi up --stack {stack}` issues the outputs again."
+        ) from None
+    except HeadConflict as exc:
+        raise OpsError(
+            f"the running runtime wrote a snapshot at the same moment ({exc}); nothing was "
+            "changed: run the command again."
+        ) from None
+    except SnapshotError as exc:
+        raise OpsError(str(exc)) from None
+
+
 def _run(outputs: StackOutputs, work: Callable[[SnapshotManager, Path], Any]) -> Any:
     """Run one async operation against the store, turning store failures into OpsError."""
-    with _manager(outputs) as (manager, scratch):
-        try:
-            return asyncio.run(work(manager, scratch))
-        except StoreUnavailable as exc:
-            raise OpsError(
-                f"{exc}. If the credentials were refused, the stack's token is expired or "
-                f"revoked: `pulumi up --stack {outputs.stack}` issues the outputs again."
-            ) from None
-        except HeadConflict as exc:
-            raise OpsError(
-                f"the running runtime wrote a snapshot at the same moment ({exc}); nothing was "
-                "changed: run the command again."
-            ) from None
-        except SnapshotError as exc:
-            raise OpsError(str(exc)) from None
+    with _manager(outputs) as (manager, scratch), _store_errors(outputs.stack):
+        return asyncio.run(work(manager, scratch))
 
 
 async def _find(manager: SnapshotManager, ident: str, stack: str) -> SnapshotInfo:
@@ -189,6 +199,32 @@ def backup_restore(outputs: StackOutputs, ident: str, console: Console) -> Snaps
     return created
 
 
+def backup_import(outputs: StackOutputs, archive: Path, console: Console) -> SnapshotInfo | None:
+    env = {
+        **store_env(outputs),
+        "MOLT_SNAPSHOT_KEEP": str(outputs.integer(names.SNAPSHOT_KEEP, 30)),
+    }
+    with _store_errors(outputs.stack):
+        report, created = asyncio.run(import_archive(env, archive))
+    console.print(
+        f"{archive.name}: OpenClaw {report.runtime_version or '?'} backup of "
+        f"{report.created_at or '?'}, {report.files} files ({human_size(report.bytes)}), "
+        f"{report.sqlite} SQLite database(s) checked"
+    )
+    for skipped in report.skipped_assets:
+        console.print(f"  not imported: {skipped}")
+    if created is None:
+        console.print(
+            f"{outputs.stack}: the store already holds exactly this state; nothing changed"
+        )
+    else:
+        console.print(
+            f"{outputs.stack}: HEAD is now {created.id}. Restart the container so the runtime "
+            "restores it."
+        )
+    return created
+
+
 # --- command line ----------------------------------------------------------------------------
 
 
@@ -217,6 +253,16 @@ def cmd_restore(args: argparse.Namespace, deps: Any, console: Console) -> int:
             "(newer ones stay listed); re-run with --yes, then restart the container."
         )
     backup_restore(_load(args, deps, console), args.id, console)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, deps: Any, console: Console) -> int:
+    if not args.yes:
+        raise OpsError(
+            "nothing changed: importing makes the archive's state the newest generation "
+            "(older ones stay listed); re-run with --yes, then restart the container."
+        )
+    backup_import(_load(args, deps, console), Path(args.archive), console)
     return 0
 
 
@@ -255,3 +301,13 @@ def add_backup_parser(commands: Any, stack_options: Callable[..., None]) -> None
     stack_options(restore, outputs=True)
     restore.add_argument("--yes", action="store_true", help="really move HEAD")
     restore.set_defaults(handler=cmd_restore)
+    importer = actions.add_parser(
+        "import",
+        help="import a self-hosted `openclaw backup create` archive as the newest generation",
+        description="Validate an `openclaw backup create` archive strictly (sandbox_runtime's "
+        "importer), encrypt its state and store it as the newest generation.",
+    )
+    importer.add_argument("archive", help="the .tar.gz that `openclaw backup create` wrote")
+    stack_options(importer, outputs=True)
+    importer.add_argument("--yes", action="store_true", help="really import")
+    importer.set_defaults(handler=cmd_import)
