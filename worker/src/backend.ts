@@ -29,6 +29,33 @@ export interface BrowserSource {
 	open(): Promise<WebSocket>;
 }
 
+/** A backend failure whose message is a safe, complete sentence for the caller (no secrets). */
+export class BackendUnavailable extends Error {}
+
+/**
+ * Runs `prepare()` and turns a failure into the response to send instead: a known cause gets its
+ * own sentence, anything else a generic 502 (its details stay out of the answer and the log).
+ */
+export async function prepareOrRespond(backend: Backend): Promise<BootState | Response> {
+	try {
+		return await backend.prepare();
+	} catch (error) {
+		if (error instanceof BackendUnavailable) {
+			return Response.json(
+				{ error: error.message },
+				{ status: 503, headers: { "Cache-Control": "no-store" } },
+			);
+		}
+		return Response.json(
+			{
+				error:
+					"The sandbox did not answer: retry in a minute, and check the Worker logs if it persists.",
+			},
+			{ status: 502, headers: { "Cache-Control": "no-store" } },
+		);
+	}
+}
+
 /** Headers that carry the admin's credentials: the gateway never needs to see them. */
 const CREDENTIAL_HEADERS = [
 	"Cf-Access-Jwt-Assertion",

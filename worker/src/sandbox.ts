@@ -4,7 +4,13 @@
  * through `ContainerBackend`.
  */
 import { Container, switchPort } from "@cloudflare/containers";
-import { type Backend, type BootState, socketFrom, withoutAdminCredentials } from "./backend";
+import {
+	type Backend,
+	BackendUnavailable,
+	type BootState,
+	socketFrom,
+	withoutAdminCredentials,
+} from "./backend";
 import { containerEnv, parseSleepAfter } from "./container-env";
 import { type AppEnv, CONTROL_PORT, GATEWAY_PORT } from "./env";
 import { isServingPhase, phaseOf } from "./local-backend";
@@ -118,8 +124,22 @@ export class ContainerBackend implements Backend {
 		this.stub = namespace.get(namespace.idFromName(SANDBOX_NAME));
 	}
 
-	prepare(): Promise<BootState> {
-		return this.stub.prepare(this.publicHost);
+	async prepare(): Promise<BootState> {
+		try {
+			return await this.stub.prepare(this.publicHost);
+		} catch (error) {
+			// The library refuses to construct the object when the class has no container attached.
+			if (error instanceof Error && error.message.includes("Containers have not been enabled")) {
+				throw new BackendUnavailable(
+					"The Sandbox Durable Object has no container attached: deploy the Worker with its container application (pulumi up does this).",
+				);
+			}
+			log("error", "sandbox unreachable", {
+				route: "sandbox",
+				reason: error instanceof Error ? error.name : "unknown",
+			});
+			throw error;
+		}
 	}
 
 	gatewayFetch(request: Request): Promise<Response> {

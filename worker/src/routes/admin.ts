@@ -3,7 +3,7 @@
  * made with a fresh control JWT naming the signed-in admin; ids are checked here before they are
  * put into a path, and mutating calls must be same-origin POSTs.
  */
-import type { Backend } from "../backend";
+import { type Backend, prepareOrRespond } from "../backend";
 import { controlSecretProblem, mintControlToken } from "../control";
 import { errorResponse, jsonResponse } from "../http";
 import { log } from "../log";
@@ -111,7 +111,8 @@ export async function callControl(
 	controlSecret: string,
 	action: string,
 ): Promise<Response> {
-	const boot = await backend.prepare();
+	const boot = await prepareOrRespond(backend);
+	if (boot instanceof Response) return boot;
 	if (!boot.ready) {
 		return jsonResponse(
 			{

@@ -1,5 +1,5 @@
 /** `/` and everything not claimed by another route: the OpenClaw gateway and its WebSocket. */
-import type { Backend } from "../backend";
+import { type Backend, prepareOrRespond } from "../backend";
 import { errorResponse, isWebSocketUpgrade, wantsHtml } from "../http";
 import { log } from "../log";
 import { GATEWAY_LIMITS, pipeWebSockets } from "../wsproxy";
@@ -8,7 +8,8 @@ import { loadingPage } from "./loading";
 const RETRY_AFTER_S = 3;
 
 export async function gatewayRoute(request: Request, backend: Backend): Promise<Response> {
-	const boot = await backend.prepare();
+	const boot = await prepareOrRespond(backend);
+	if (boot instanceof Response) return boot;
 	if (!boot.ready) {
 		log("info", "gateway not ready", { route: "gateway", phase: boot.phase });
 		if (!isWebSocketUpgrade(request) && wantsHtml(request)) {
