@@ -8,7 +8,7 @@ import type { Backend, BrowserSource } from "./backend";
 import { BrowserRendering } from "./browser-rendering";
 import { containerConfigProblem } from "./container-env";
 import { type AppEnv, isLocalMode, setting } from "./env";
-import { errorResponse, jsonResponse, PAGE_REFERRER_POLICY, wantsHtml } from "./http";
+import { errorResponse, jsonResponse, PAGE_CSP, PAGE_REFERRER_POLICY, wantsHtml } from "./http";
 import { type LocalConfig, localAdminAuthorized, localConfig } from "./local";
 import { LocalBackend, LocalChromium } from "./local-backend";
 import { log } from "./log";
@@ -25,9 +25,6 @@ export type Deps = {
 	backend?: (env: AppEnv, url: URL, local: LocalConfig | undefined) => Backend;
 	browser?: (env: AppEnv, local: LocalConfig | undefined) => BrowserSource;
 };
-
-const ADMIN_UI_CSP =
-	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 function defaultBackend(
 	deps: Deps,
@@ -98,7 +95,7 @@ async function serveAdminAsset(request: Request, env: AppEnv): Promise<Response>
 	if (url.pathname === "/_admin") return Response.redirect(`${url.origin}/_admin/`, 308);
 	const asset = await env.ASSETS.fetch(request);
 	const response = new Response(asset.body, asset);
-	response.headers.set("Content-Security-Policy", ADMIN_UI_CSP);
+	response.headers.set("Content-Security-Policy", PAGE_CSP);
 	response.headers.set("X-Frame-Options", "DENY");
 	response.headers.set("X-Content-Type-Options", "nosniff");
 	response.headers.set("Referrer-Policy", PAGE_REFERRER_POLICY);

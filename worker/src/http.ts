@@ -12,6 +12,10 @@ const SECURITY_HEADERS: Record<string, string> = {
  */
 export const PAGE_REFERRER_POLICY = "same-origin";
 
+/** Pages load only their own files: no inline script or style, no framing, no foreign hosts. */
+export const PAGE_CSP =
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 export function jsonResponse(body: unknown, status = 200, headers: HeadersInit = {}): Response {
 	const response = Response.json(body, { status, headers });
 	for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
@@ -44,10 +48,7 @@ export function wantsHtml(request: Request): boolean {
 export function htmlResponse(html: string, status = 200, headers: HeadersInit = {}): Response {
 	const response = new Response(html, { status, headers });
 	response.headers.set("Content-Type", "text/html; charset=utf-8");
-	response.headers.set(
-		"Content-Security-Policy",
-		"default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-	);
+	response.headers.set("Content-Security-Policy", PAGE_CSP);
 	response.headers.set("X-Frame-Options", "DENY");
 	for (const [name, value] of Object.entries(SECURITY_HEADERS)) response.headers.set(name, value);
 	response.headers.set("Referrer-Policy", PAGE_REFERRER_POLICY);

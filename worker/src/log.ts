@@ -47,8 +47,3 @@ export function log(level: LogLevel, event: string, fields: LogFields = {}): voi
 	else if (level === "warn") console.warn(text);
 	else console.log(text);
 }
-
-/** A path without its query string: queries are where tokens get pasted by mistake. */
-export function pathOf(url: URL): string {
-	return url.pathname;
-}
