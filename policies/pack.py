@@ -17,7 +17,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policies.rules import RULES, ResourceCheck, Rule, StackCheck
+from policies.rules import RULES, ResourceRule, Rule
 from policies.stack_profile import StackProfile
 
 PACK_NAME = "moltworker"
@@ -31,8 +31,8 @@ def build_policies(profile: ProfileSource = StackProfile.from_runtime) -> list[P
 
 
 def _policy(rule: Rule, profile: ProfileSource) -> Policy:
-    if rule.scope == "resource":
-        resource_check: ResourceCheck = rule.check  # type: ignore[assignment]
+    if isinstance(rule, ResourceRule):
+        resource_check = rule.check
 
         def validate_resource(args: ResourceValidationArgs, report: ReportViolation) -> None:
             resource_check(args, report, profile())
@@ -44,7 +44,7 @@ def _policy(rule: Rule, profile: ProfileSource) -> Policy:
             enforcement_level=rule.level,
             config_schema=rule.config,
         )
-    stack_check: StackCheck = rule.check  # type: ignore[assignment]
+    stack_check = rule.check
 
     def validate_stack(args: StackValidationArgs, report: ReportViolation) -> None:
         stack_check(args, report, profile())

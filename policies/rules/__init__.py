@@ -9,7 +9,6 @@ quotes a secret value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema
 
@@ -33,8 +32,10 @@ from policies.rules.worker import no_dev_switches, secrets_in_secret_bindings, s
 __all__ = [
     "RULES",
     "ResourceCheck",
+    "ResourceRule",
     "Rule",
     "StackCheck",
+    "StackRule",
     "access_protects_admin",
     "ai_gateway_authenticated",
     "bucket_never_public",
@@ -50,25 +51,41 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Rule:
+@dataclass(frozen=True, kw_only=True)
+class ResourceRule:
+    """A rule the engine runs on each resource before it is created or updated."""
+
     name: str
     description: str
-    level: EnforcementLevel
-    scope: Literal["resource", "stack"]
-    check: ResourceCheck | StackCheck
+    check: ResourceCheck
+    level: EnforcementLevel = EnforcementLevel.MANDATORY
     config: PolicyConfigSchema | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class StackRule:
+    """A rule the engine runs once over every resource of the stack (cross-resource checks)."""
+
+    name: str
+    description: str
+    check: StackCheck
+    level: EnforcementLevel = EnforcementLevel.MANDATORY
+    config: PolicyConfigSchema | None = None
+
+
+Rule = ResourceRule | StackRule
+
+
 RULES: tuple[Rule, ...] = (
-    Rule(
-        "data-bucket-protected",
-        "Non-ephemeral stacks protect their R2 bucket and snapshot key and keep the bucket's "
-        "per-stack name, so no destroy, rename or refactor can delete the agent's data.",
-        EnforcementLevel.MANDATORY,
-        "resource",
-        data_bucket_protected,
-        PolicyConfigSchema(
+    ResourceRule(
+        name="data-bucket-protected",
+        description=(
+            "Non-ephemeral stacks protect their R2 bucket and snapshot key, keep the bucket's "
+            "per-stack name and expire only trash/, so no destroy, rename, refactor or lifecycle "
+            "rule can delete the agent's data."
+        ),
+        check=data_bucket_protected,
+        config=PolicyConfigSchema(
             {
                 "bucketName": {
                     "type": "string",
@@ -84,21 +101,21 @@ RULES: tuple[Rule, ...] = (
             }
         ),
     ),
-    Rule(
-        "bucket-never-public",
-        "The stack's R2 bucket is never public: no r2.dev managed domain, no custom domain.",
-        EnforcementLevel.MANDATORY,
-        "resource",
-        bucket_never_public,
+    ResourceRule(
+        name="bucket-never-public",
+        description=(
+            "The stack's R2 bucket is never public: no r2.dev managed domain, no custom domain."
+        ),
+        check=bucket_never_public,
     ),
-    Rule(
-        "tokens-scoped",
-        "API tokens the stack creates reach only its own bucket's objects, or only run the AI "
-        "Gateway; never account-wide, zone or user permissions.",
-        EnforcementLevel.MANDATORY,
-        "stack",
-        tokens_scoped,
-        PolicyConfigSchema(
+    StackRule(
+        name="tokens-scoped",
+        description=(
+            "API tokens the stack creates reach only its own bucket's objects, or only run the AI "
+            "Gateway; never account-wide, zone or user permissions."
+        ),
+        check=tokens_scoped,
+        config=PolicyConfigSchema(
             {
                 "r2PermissionGroupIds": {
                     "type": "array",
@@ -116,44 +133,42 @@ RULES: tuple[Rule, ...] = (
             }
         ),
     ),
-    Rule(
-        "access-protects-admin",
-        "A Zero Trust Access application covers /_admin/*, /api/* and /debug/* of the Worker's "
-        "hostname and admits only named people or groups, never everyone.",
-        EnforcementLevel.MANDATORY,
-        "stack",
-        access_protects_admin,
+    StackRule(
+        name="access-protects-admin",
+        description=(
+            "A Zero Trust Access application covers /_admin/*, /api/* and /debug/* of the Worker's "
+            "hostname and admits only named people or groups, never everyone."
+        ),
+        check=access_protects_admin,
     ),
-    Rule(
-        "no-dev-switches",
-        "Deployed Workers carry no local-backend or auth-bypass switch, and debug routes only "
-        "on non-production stacks configured for them.",
-        EnforcementLevel.MANDATORY,
-        "resource",
-        no_dev_switches,
+    ResourceRule(
+        name="no-dev-switches",
+        description=(
+            "Deployed Workers carry no local-backend or auth-bypass switch, and debug routes only "
+            "on non-production stacks configured for them."
+        ),
+        check=no_dev_switches,
     ),
-    Rule(
-        "secrets-in-secret-bindings",
-        "Every secret the Worker receives is a secret_text binding, never plain text.",
-        EnforcementLevel.MANDATORY,
-        "resource",
-        secrets_in_secret_bindings,
+    ResourceRule(
+        name="secrets-in-secret-bindings",
+        description=(
+            "Every secret the Worker receives is a secret_text binding, never plain text."
+        ),
+        check=secrets_in_secret_bindings,
     ),
-    Rule(
-        "ai-gateway-authenticated",
-        "The AI Gateway requires authentication.",
-        EnforcementLevel.MANDATORY,
-        "resource",
-        ai_gateway_authenticated,
+    ResourceRule(
+        name="ai-gateway-authenticated",
+        description="The AI Gateway requires authentication.",
+        check=ai_gateway_authenticated,
     ),
-    Rule(
-        "container-bounded",
-        "The container application's max_instances stays within the pack's bound (1 unless "
-        "configured).",
-        EnforcementLevel.MANDATORY,
-        "resource",
-        container_bounded,
-        PolicyConfigSchema(
+    ResourceRule(
+        name="container-bounded",
+        description=(
+            "The container application's max_instances stays within the pack's bound (1 unless "
+            "configured)."
+        ),
+        check=container_bounded,
+        config=PolicyConfigSchema(
             {
                 "maxInstances": {
                     "type": "integer",
@@ -164,18 +179,17 @@ RULES: tuple[Rule, ...] = (
             }
         ),
     ),
-    Rule(
-        "pinned-versions",
-        "The container image is pinned by digest and built for an exact OpenClaw version.",
-        EnforcementLevel.MANDATORY,
-        "resource",
-        pinned_versions,
+    ResourceRule(
+        name="pinned-versions",
+        description=(
+            "The container image is pinned by digest and built for an exact OpenClaw version."
+        ),
+        check=pinned_versions,
     ),
-    Rule(
-        "sleep-never-cost",
-        "Non-production stacks let the container sleep when idle (cost warning).",
-        EnforcementLevel.ADVISORY,
-        "resource",
-        sleep_never_cost,
+    ResourceRule(
+        name="sleep-never-cost",
+        description="Non-production stacks let the container sleep when idle (cost warning).",
+        check=sleep_never_cost,
+        level=EnforcementLevel.ADVISORY,
     ),
 )

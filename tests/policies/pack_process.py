@@ -25,7 +25,7 @@ from policy_harness import Recorded, wire
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 60.0
 CALL_TIMEOUT_S = 30.0
 
 

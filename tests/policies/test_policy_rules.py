@@ -55,9 +55,9 @@ def check_stack_resources(
     """Every resource rule over every resource: what a whole stack reports."""
     found = Violations()
     for rule in rules.RULES:
-        if rule.scope == "resource":
+        if isinstance(rule, rules.ResourceRule):
             for res in resources:
-                rule.check(res.resource_args(config), found, stack)  # type: ignore[arg-type]
+                rule.check(res.resource_args(config), found, stack)
     return found
 
 
@@ -80,8 +80,8 @@ def test_compliant_stacks_pass_every_rule(stack: StackProfile, custom_domain: bo
     found = check_stack_resources(resources, stack)
     args = stack_args(resources, TOKEN_POLICY_CONFIG)
     for rule in rules.RULES:
-        if rule.scope == "stack":
-            rule.check(args, found, stack)  # type: ignore[arg-type]
+        if isinstance(rule, rules.StackRule):
+            rule.check(args, found, stack)
     assert found.messages == []
 
 
