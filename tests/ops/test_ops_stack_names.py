@@ -1,0 +1,90 @@
+"""Stacks never collide: every physical name the program creates differs between dev, staging,
+prod and a review stack, and only the review/dev stacks are throw-away.
+
+Runs the whole program under the infra harness's mocks. The review stack's config is what
+`python -m ops review create --pr 1` produces: staging's file plus `ephemeral: true` and the
+Access service token.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.infra import harness
+
+pytestmark = pytest.mark.timeout(240)
+
+STACKS = ("dev", "staging", "prod", "pr-1")
+
+
+def _review_config(original: Callable[[str], dict[str, str]]) -> Callable[[str], dict[str, str]]:
+    def stack_config(stack: str) -> dict[str, str]:
+        if stack.startswith("pr-"):
+            config = original("staging")
+            config["moltworker:ephemeral"] = "true"
+            config["moltworker:accessServiceToken"] = "true"
+            return config
+        return original(stack)
+
+    return stack_config
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, Any]:
+    original = harness.stack_config
+    harness.stack_config = _review_config(original)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return {stack: harness.run_program_full(stack) for stack in STACKS}
+    finally:
+        harness.stack_config = original
+
+
+def physical_names(run: Any) -> dict[str, list[str]]:
+    def names(type_: str, key: str) -> list[str]:
+        return sorted(r.plain[key] for r in run.by_type(type_))
+
+    image_tags = [r.plain["tags"][0] for r in run.by_type("docker-build:index:Image")]
+    return {
+        "bucket": names("cloudflare:index/r2Bucket:R2Bucket", "name"),
+        "worker": names("cloudflare:index/worker:Worker", "name"),
+        "ai gateway": names("cloudflare:index/aiGateway:AiGateway", "aiGatewayId"),
+        "access app": names(
+            "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication", "name"
+        ),
+        "tokens": names("cloudflare:index/accountToken:AccountToken", "name"),
+        "container app": sorted(r.plain["name"] for r in run.dynamic("container-app")),
+        "image repository": sorted(tag.rsplit(":", 1)[0] for tag in image_tags),
+    }
+
+
+def test_physical_names_are_distinct_per_stack(runs: dict[str, Any]) -> None:
+    by_stack = {stack: physical_names(run) for stack, run in runs.items()}
+    for kind in by_stack["dev"]:
+        seen: dict[str, str] = {}
+        for stack, names in by_stack.items():
+            assert names[kind], f"{stack} creates no {kind}"
+            for name in names[kind]:
+                assert name not in seen, f"{kind} {name!r} is used by {seen.get(name)} and {stack}"
+                seen[name] = stack
+    for stack in ("dev", "staging", "pr-1"):
+        assert by_stack[stack]["bucket"] == [f"moltworker-{stack}-data"]
+        assert by_stack[stack]["worker"] == [f"moltworker-{stack}"]
+
+
+def test_only_throw_away_stacks_can_lose_their_bucket(runs: dict[str, Any]) -> None:
+    bucket = "cloudflare:index/r2Bucket:R2Bucket"
+    for stack in ("staging", "prod"):
+        run = runs[stack]
+        assert run.one(bucket).protect, f"{stack}: the data bucket must be protected"
+        assert not run.dynamic("bucket-emptier"), f"{stack}: nothing may empty its bucket"
+    for stack in ("dev", "pr-1"):
+        run = runs[stack]
+        assert not run.one(bucket).protect
+        # Destroying a review stack empties the bucket first, so destroy cannot fail on it.
+        assert len(run.dynamic("bucket-emptier")) == 1
