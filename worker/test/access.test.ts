@@ -72,6 +72,19 @@ describe("Access JWT", () => {
 		expect(backend.controlCalls).toHaveLength(1);
 	});
 
+	it("accepts an Access service token and names it in the control JWT", async () => {
+		const { backend, handle } = setup();
+		const token = await kit.sign({ email: undefined, common_name: "ci-smoke.access" });
+		const response = await handle(adminRequest(token), deployedEnv());
+		expect(response.status).toBe(200);
+		const control = backend.controlCalls[0]?.token ?? "";
+		extraSecrets.push(control);
+		const payload = JSON.parse(
+			atob(control.split(".")[1]?.replace(/-/g, "+").replace(/_/g, "/") ?? ""),
+		);
+		expect(payload.sub).toBe("service-token:ci-smoke.access");
+	});
+
 	it("refuses a request without a token", async () => {
 		const { backend, handle } = setup();
 		await expectRefused(await handle(adminRequest(), deployedEnv()), backend);

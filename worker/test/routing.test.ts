@@ -293,6 +293,13 @@ describe("admin UI and debug routes", () => {
 		expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
 	});
 
+	it("redirects /_admin to /_admin/ once signed in", async () => {
+		const { handle } = setup();
+		const response = await handle(await signedIn("/_admin"), deployedEnv());
+		expect(response.status).toBe(308);
+		expect(response.headers.get("Location")).toBe(`${ORIGIN}/_admin/`);
+	});
+
 	it("serves the admin script", async () => {
 		const { handle } = setup();
 		const response = await handle(await signedIn("/_admin/admin.js"), deployedEnv());
