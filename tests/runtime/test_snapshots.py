@@ -123,7 +123,7 @@ async def test_unchanged_state_writes_nothing(store: DirStore, state: Path) -> N
 async def test_incremental_snapshot_uploads_only_changed_chunks(
     store: DirStore, state: Path
 ) -> None:
-    (state / "big.bin").write_bytes(os.urandom(9 * 1024 * 1024))  # three 4 MiB chunks
+    (state / "big.bin").write_bytes(os.urandom(9 * 1024 * 1024))  # nine 1 MiB chunks
     writer = manager(store, state)
     await writer.restore()
     await writer.snapshot("first")
@@ -536,3 +536,49 @@ def test_key_from_env_validates() -> None:
         key_from_env({"MOLT_SNAPSHOT_KEY": "not base64!"})
     with pytest.raises(ConfigError, match="decodes to 16 bytes"):
         key_from_env({"MOLT_SNAPSHOT_KEY": base64.b64encode(os.urandom(16)).decode()})
+
+
+class FlakyStore(CountingStore):
+    """Fails every write while `down` is set, like a store that is briefly unreachable."""
+
+    down = False
+
+    async def put_if_absent(self, key: str, data: bytes) -> bool:
+        if self.down:
+            raise StoreUnavailable("store down (injected)")
+        return await super().put_if_absent(key, data)
+
+
+async def test_watch_survives_a_store_outage(store: DirStore, state: Path) -> None:
+    flaky = FlakyStore(store)
+    writer = SnapshotManager(store=flaky, key=KEY, state_dir=state)
+    await writer.restore()
+    await writer.snapshot("base")
+    flaky.down = True
+    async with writer.watch(debounce_s=0.1, poll_s=0.1, max_delay_s=0.3):
+        put_row(state, "during", "outage")
+        for _ in range(30):
+            await asyncio.sleep(0.1)
+            if writer.status().last_error:
+                break
+        status = writer.status()
+        assert status.pending and status.last_error and "injected" in status.last_error
+        flaky.down = False
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if not writer.status().pending:
+                break
+        else:
+            pytest.fail("watch did not retry after the store came back")
+    assert ("during", "outage") in db_rows(state)
+    assert (await read_head_manifest(store)).reason == "watch"
+    assert writer.status().last_error is None
+
+
+async def test_watch_accepts_a_debounce_longer_than_the_default_max_delay(
+    store: DirStore, state: Path
+) -> None:
+    writer = manager(store, state)
+    await writer.restore()
+    async with writer.watch(debounce_s=5.0):
+        await asyncio.sleep(0)

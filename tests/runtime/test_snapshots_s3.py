@@ -172,7 +172,7 @@ async def test_store_failure_mid_upload_never_moves_head(
     faulty.client.meta.events.register("before-send.s3.PutObject", fault)
     flaky_writer = manager(faulty, state)
     await flaky_writer.restore()
-    (state / "big.bin").write_bytes(os.urandom(13 * 1024 * 1024))  # four chunks to upload
+    (state / "big.bin").write_bytes(os.urandom(13 * 1024 * 1024))  # thirteen chunks to upload
     with pytest.raises(StoreUnavailable, match="cannot write"):
         await flaky_writer.snapshot("interrupted")
     assert fault.seen > 2  # the failure really hit mid-upload, after some blobs went through

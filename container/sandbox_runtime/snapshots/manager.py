@@ -3,7 +3,7 @@
 Store layout (every object sealed, see crypto.py):
     snapshots/HEAD                   the current generation plus the kept chain (newest first)
     snapshots/manifests/<id>         one per generation; id = <generation>-<unix ms>-<random>
-    snapshots/blobs/<hmac>           4 MiB chunks of file content, shared between generations
+    snapshots/blobs/<hmac>           1 MiB chunks of file content, shared between generations
 
 A snapshot writes its new blobs (create-if-absent), then its manifest (create-if-absent), then
 moves HEAD with a compare-and-swap on the etag it read. A writer whose HEAD is stale gets a
@@ -202,6 +202,13 @@ class SnapshotManager:
                     log.error("refusing snapshot %s: %s", ident, exc)
                     refused.append(Refused(ident, str(exc)))
                     continue
+                except OSError as exc:
+                    # A local problem (disk full, permissions) would fail every generation
+                    # alike: report it instead of walking back through good snapshots.
+                    raise SnapshotError(
+                        f"writing the restored state next to {self.state_dir} failed "
+                        f"({exc}); the local state dir was not touched"
+                    ) from exc
                 chain = await self._chain_after(manifest, head, candidates)
                 self._adopt(head_obj.etag if head_obj else None, manifest, chain)
                 if refused:
@@ -380,7 +387,10 @@ class SnapshotManager:
                     future.cancel()
             return entries, stats.files
 
-        entries, files = await loop.run_in_executor(self._scan_pool, scan)
+        try:
+            entries, files = await loop.run_in_executor(self._scan_pool, scan)
+        except OSError as exc:
+            raise SnapshotError(f"reading {root} failed: {exc}") from exc
         last = self._last
         if last is not None and tuple(entries) == last.entries:
             return None
@@ -506,15 +516,21 @@ class SnapshotManager:
 
     @contextlib.asynccontextmanager
     async def watch(
-        self, debounce_s: float = 2.0, *, poll_s: float = 0.5, max_delay_s: float = 3.0
+        self,
+        debounce_s: float = 2.0,
+        *,
+        poll_s: float = 0.5,
+        max_delay_s: float | None = None,
     ) -> AsyncIterator[None]:
         """Snapshot in the background shortly after the state dir changes.
 
-        A snapshot starts after `debounce_s` without changes, or at most `max_delay_s` after the
-        first unsaved change under continuous writes, which bounds the loss window by roughly
-        poll_s + max_delay_s + one snapshot's duration. While nothing changes the loop only
-        stats local files: no store calls at all.
+        A snapshot starts after `debounce_s` without changes, or at most `max_delay_s` (default
+        3 s, never less than debounce_s) after the first unsaved change under continuous writes,
+        which bounds the loss window by roughly poll_s + max_delay_s + one snapshot's duration.
+        While nothing changes the loop only stats local files: no store calls at all.
         """
+        if max_delay_s is None:
+            max_delay_s = max(3.0, debounce_s)
         if debounce_s < 0 or poll_s <= 0 or max_delay_s < debounce_s:
             raise SnapshotError(
                 "watch() needs debounce_s >= 0, poll_s > 0, max_delay_s >= debounce_s"
@@ -552,8 +568,11 @@ class SnapshotManager:
             except HeadConflict as exc:
                 log.error("watch stops: %s", exc)
                 return
-            except SnapshotError as exc:
+            except Exception as exc:
+                # Keep watching whatever went wrong: a watcher that died silently would turn
+                # every later change into loss.
                 log.error("snapshot failed, retrying in %.0f s: %s", backoff, exc)
+                self._last_error = str(exc)
                 retry_at = time.monotonic() + backoff
                 backoff = min(backoff * 2, 60.0)
                 continue

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from .errors import SnapshotError
 
 FORMAT = 1
-CHUNK_SIZE = 4 * 1024 * 1024
+CHUNK_SIZE = 1024 * 1024
 MAX_CHUNK_SIZE = 16 * 1024 * 1024
 MAX_ENTRIES = 500_000
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
