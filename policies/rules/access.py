@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pulumi_policy import PolicyResource, ReportViolation, StackValidationArgs
@@ -11,8 +12,23 @@ from policies import resources as r
 from policies.stack_profile import StackProfile
 
 ADMIN_PATHS = ("/_admin", "/api", "/debug")
-# Decisions that let a matching request through; "deny" is the only one that does not.
-_OPEN_DECISIONS = frozenset({"allow", "bypass", "non_identity"})
+# Decisions that admit a matching request after checking it ("bypass" admits without checking).
+_ADMITTING = frozenset({"allow", "non_identity"})
+# Access rule selectors that name people: an email, a domain, a list or an IdP group.
+_IDENTITY_SELECTORS = frozenset(
+    {
+        "email",
+        "emailDomain",
+        "emailList",
+        "group",
+        "githubOrganization",
+        "gsuite",
+        "azureAd",
+        "okta",
+        "saml",
+        "oidc",
+    }
+)
 
 
 def access_protects_admin(
@@ -128,36 +144,73 @@ def _app_policy_problems(app: PolicyResource) -> list[str]:
         ]
     problems = []
     named_allow = False
-    for label, decision, includes in attached:
-        if decision not in _OPEN_DECISIONS:
-            continue
-        if any(r.prop(rule, "everyone") is not None for rule in includes):
+    for policy in attached:
+        includes = _selectors(policy.includes)
+        limited = _identity_limited(policy)
+        if policy.decision == "bypass":
             problems.append(
-                f"lets everyone in through policy {label} (decision {decision!r} includes "
-                "'everyone'): include named emails, email domains or groups instead."
+                f"has bypass policy {policy.label}, which skips authentication on the admin "
+                "paths: remove it (CI uses a service token with a non_identity policy)."
             )
-        elif decision == "allow" and includes:
+        elif policy.decision in _ADMITTING and "everyone" in includes and not limited:
+            problems.append(
+                f"lets everyone in through policy {policy.label} (decision {policy.decision!r} "
+                "includes 'everyone' and requires no identity): include named emails, email "
+                "domains or groups instead."
+            )
+        if policy.decision == "allow" and limited:
             named_allow = True
     if not named_allow:
         problems.append(
-            "has no allow policy for named people: attach one including the admins' emails "
-            "or email domain (config adminEmails / adminEmailDomains)."
+            "has no allow policy for named people: attach one including only the admins' "
+            "emails, email domains or identity-provider groups (config adminEmails / "
+            "adminEmailDomains)."
         )
     return problems
 
 
-def _attached_policies(
-    app: PolicyResource,
-) -> list[tuple[str, Any, list[Mapping[str, Any]]]] | None:
-    """(label, decision, includes) of every policy the app applies, or None when unknown."""
-    attached: list[tuple[str, Any, list[Mapping[str, Any]]]] = []
+@dataclass(frozen=True)
+class _Policy:
+    label: str
+    decision: Any
+    includes: list[Mapping[str, Any]]
+    requires: list[Mapping[str, Any]]
+
+
+def _policy(label: str, props: Mapping[str, Any]) -> _Policy:
+    return _Policy(
+        label,
+        r.prop(props, "decision"),
+        list(r.items(r.prop(props, "includes"))),
+        list(r.items(r.prop(props, "requires"))),
+    )
+
+
+def _selectors(rules: list[Mapping[str, Any]]) -> set[str]:
+    """The selector kinds used by Access rules ({"email": {...}} -> "email")."""
+    return {_camel(key) for rule in rules for key, value in rule.items() if value is not None}
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _identity_limited(policy: _Policy) -> bool:
+    """Does the policy admit only identities it names (every include, or some require)?"""
+    includes = _selectors(policy.includes)
+    if includes and includes <= _IDENTITY_SELECTORS:
+        return True
+    return bool(_selectors(policy.requires) & _IDENTITY_SELECTORS)
+
+
+def _attached_policies(app: PolicyResource) -> list[_Policy] | None:
+    """Every policy the app applies, or None when its referenced policies cannot be found."""
+    attached: list[_Policy] = []
     referenced = 0
     for entry in r.items(r.prop(app.props, "policies")):
         if r.prop(entry, "decision") is not None:  # an inline (legacy) policy
-            label = repr(r.prop(entry, "name") or "inline")
-            attached.append(
-                (label, r.prop(entry, "decision"), list(r.items(r.prop(entry, "includes"))))
-            )
+            attached.append(_policy(repr(r.prop(entry, "name") or "inline"), entry))
         else:
             referenced += 1
     if referenced:
@@ -167,7 +220,5 @@ def _attached_policies(
         found = [res for res in sources if res.resource_type in r.ACCESS_POLICIES]
         if not found:
             return None
-        for res in found:
-            includes = list(r.items(r.prop(res.props, "includes")))
-            attached.append((f"'{res.name}'", r.prop(res.props, "decision"), includes))
+        attached += [_policy(f"'{res.name}'", res.props) for res in found]
     return attached

@@ -351,13 +351,43 @@ def test_everyone_allow_policy_is_refused() -> None:
     assert found[0][1] is not None and found[0][1].endswith("::access-app")
 
 
-def test_bypass_everyone_next_to_a_named_allow_is_still_refused() -> None:
-    resources = compliant_stack()
-    bypass = Res(POLICY_TYPE, "access-open", {"decision": "bypass", "includes": [{"everyone": {}}]})
+def attach(resources: list[Res], policy: Res) -> list[Res]:
     app = find(resources, "access-app")
-    app.props["policies"].append({"id": "open-policy-id", "precedence": 3})
-    app.property_dependencies["policies"].append("access-open")
-    only(access_findings([*resources, bypass]), "decision 'bypass' includes 'everyone'")
+    app.props["policies"].append({"id": f"{policy.name}-id", "precedence": 9})
+    app.property_dependencies["policies"].append(policy.name)
+    return [*resources, policy]
+
+
+def test_a_bypass_policy_next_to_a_named_allow_is_still_refused() -> None:
+    bypass = Res(
+        POLICY_TYPE,
+        "access-open",
+        {"decision": "bypass", "includes": [{"ip": {"ip": "10.0.0.0/8"}}]},
+    )
+    only(access_findings(attach(compliant_stack(), bypass)), "has bypass policy 'access-open'")
+
+
+def test_everyone_limited_by_a_required_identity_is_a_named_allow() -> None:
+    resources = compliant_stack()
+    admins = find(resources, "access-admins")
+    admins.props["includes"] = [{"everyone": {}}]
+    admins.props["requires"] = [{"email_domain": {"domain": "example.com"}}]
+    assert access_findings(resources) == []
+
+
+def test_an_allow_by_network_alone_names_nobody() -> None:
+    resources = compliant_stack()
+    find(resources, "access-admins").props["includes"] = [{"ip": {"ip": "203.0.113.0/24"}}]
+    only(access_findings(resources), "has no allow policy for named people")
+
+
+def test_an_allow_mixing_named_people_and_everyone_is_refused() -> None:
+    resources = compliant_stack()
+    admins = find(resources, "access-admins")
+    admins.props["includes"].append({"everyone": {}})
+    found = access_findings(resources)
+    assert len(found) == 2, found.messages
+    assert "lets everyone in through policy 'access-admins'" in found.messages[0]
 
 
 def test_service_token_policy_alone_is_not_an_admin_allow() -> None:
