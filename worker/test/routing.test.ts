@@ -85,6 +85,11 @@ describe("gateway", () => {
 		const html = await response.text();
 		expect(html).toContain("restoring");
 		expect(html).not.toContain("<script");
+		// The page's one style block is allowed by its hash, so the CSP needs no unsafe-inline.
+		const style = /<style>([\s\S]*?)<\/style>/.exec(html)?.[1] ?? "";
+		const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(style));
+		const hash = btoa(String.fromCharCode(...new Uint8Array(digest)));
+		expect(csp).toContain(`style-src 'sha256-${hash}'`);
 		expect(backend.gatewayRequests).toHaveLength(0);
 	});
 
