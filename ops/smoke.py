@@ -126,6 +126,14 @@ def _status(client: httpx.Client, target: SmokeTarget, token: ServiceToken) -> d
             f"{url} refused the service token ({response.status_code}): the token is expired or "
             "not allowed by the Access policy; re-run `pulumi up` with accessServiceToken=true"
         )
+    if response.status_code == 503:
+        # The Worker answers 503 {error, phase} while the sandbox boots: not ready yet.
+        try:
+            booting = response.json()
+        except ValueError:
+            booting = {}
+        phase = booting.get("phase", "booting") if isinstance(booting, dict) else "booting"
+        return {"phase": phase}
     if response.status_code != 200:
         raise CheckFailed(f"{url} answered {response.status_code} with the service token")
     try:

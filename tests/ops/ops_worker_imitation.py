@@ -26,6 +26,7 @@ class Behaviour:
     refusal: str = "redirect"  # redirect | 401 | 403 | public | wrong-redirect
     cdp_open: bool = False
     phases: list[str] = field(default_factory=lambda: ["ready"])  # one per status call, last sticks
+    booting_calls: int = 0  # status calls answered 503 {error, phase} first, like the Worker
     gateway_state: str = "ready"
     snapshot_age_s: float | None = 42.0
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
@@ -78,6 +79,9 @@ def _handler(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:
                 )
                 if token_ok or behaviour.refusal == "public":
                     if path == "/api/admin/status":
+                        if behaviour.booting_calls > 0:
+                            behaviour.booting_calls -= 1
+                            return self._send(503, {"error": "booting", "phase": "restoring"})
                         return self._send(200, behaviour.status())
                     return self._send(200, {"page": "admin"})
                 if behaviour.refusal in ("401", "403"):

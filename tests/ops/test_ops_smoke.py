@@ -87,7 +87,7 @@ def test_open_cdp_route_fails(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_waits_for_a_waking_container(cli: Cli, tmp_path: Path) -> None:
-    b = Behaviour(phases=["restoring", "starting", "ready"])
+    b = Behaviour(phases=["starting", "ready"], booting_calls=2)
     with serve(b) as url:
         run = cli(
             "smoke",
@@ -101,7 +101,7 @@ def test_waits_for_a_waking_container(cli: Cli, tmp_path: Path) -> None:
             "0.05",
         )
     assert run.code == 0, run.text
-    assert sum(1 for p, _ in b.seen if p == "/api/admin/status") >= 3
+    assert sum(1 for p, _ in b.seen if p == "/api/admin/status") >= 4
 
 
 def test_gateway_not_ready_fails_after_wait(cli: Cli, tmp_path: Path) -> None:
@@ -110,6 +110,14 @@ def test_gateway_not_ready_fails_after_wait(cli: Cli, tmp_path: Path) -> None:
         run = smoke(cli, outputs_file(tmp_path, url, b))
     assert run.code == 1
     assert "phase='degraded'" in run.out
+
+
+def test_a_sandbox_that_never_boots_fails_after_wait(cli: Cli, tmp_path: Path) -> None:
+    b = Behaviour(booting_calls=10_000)
+    with serve(b) as url:
+        run = smoke(cli, outputs_file(tmp_path, url, b))
+    assert run.code == 1
+    assert "admin status after 0s: phase='restoring'" in run.out
 
 
 @pytest.mark.parametrize(("age", "message"), [(None, "no snapshot yet"), (90_000.0, "90000s old")])
