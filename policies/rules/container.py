@@ -59,8 +59,11 @@ def container_bounded(
 
 
 def _max_instances_bound(config: Mapping[str, Any]) -> int:
+    # Policy config arrives as JSON through protobuf, so a configured 5 reads as 5.0.
     bound = config.get("maxInstances", DEFAULT_MAX_INSTANCES)
-    return bound if isinstance(bound, int) and bound >= 1 else DEFAULT_MAX_INSTANCES
+    if isinstance(bound, bool) or not isinstance(bound, int | float) or bound != int(bound):
+        return DEFAULT_MAX_INSTANCES
+    return max(int(bound), DEFAULT_MAX_INSTANCES)
 
 
 def pinned_versions(

@@ -83,6 +83,22 @@ def test_a_widened_token_is_refused_by_the_stack_policy(prod: tuple[StackRun, Pa
     assert "grants zone permissions" in diagnostics[0].message
 
 
+def test_a_configured_bound_reaches_the_pack(prod: tuple[StackRun, PackProcess]) -> None:
+    run, pack = prod
+    app = next(r for r in run.resources if "max_instances" in r.props)
+    app.props["max_instances"] = 5
+    try:
+        assert [d.policyName for d in pack.analyze(app)] == ["container-bounded"]
+        pack.configure({**account_policy_config(), "container-bounded": {"maxInstances": 5}})
+        assert pack.analyze(app) == []
+        app.props["max_instances"] = 6
+        (diagnostic,) = pack.analyze(app)
+        assert "above this pack's bound of 5" in diagnostic.message
+    finally:
+        app.props["max_instances"] = 1
+        pack.configure(account_policy_config())
+
+
 def test_the_stack_config_decides_what_is_ephemeral() -> None:
     run = record("dev")
     bucket = run.one(BUCKET)

@@ -592,6 +592,14 @@ def test_a_configured_bound_allows_more() -> None:
     )
 
 
+@pytest.mark.parametrize("bound", [5.0, "5", True, 0])
+def test_the_bound_reads_json_numbers_and_ignores_nonsense(bound: object) -> None:
+    found = check_resource(
+        rules.container_bounded, container(max_instances=5), config={"maxInstances": bound}
+    )
+    assert (found == []) is (bound == 5.0)
+
+
 @pytest.mark.parametrize("value", [None, "1", 1.5, True])
 def test_missing_or_malformed_max_instances_is_refused(value: Any) -> None:
     only(
