@@ -168,15 +168,16 @@ describe("piping", () => {
 		expect((await clientClosed).code).toBe(1009);
 	});
 
-	it("forwards an upstream close with its code and a truncated reason", async () => {
+	it("forwards an upstream close with its code and its (multi-byte) reason", async () => {
 		const { browser, server, open } = harness();
 		open();
 		await new Promise((resolve) => setTimeout(resolve, 5));
 		const closed = nextClose(browser);
+		// 122 bytes: the longest reason workerd lets a peer send; longer ones are cut by the unit above.
 		server.close(4001, "é".repeat(61));
 		const { code, reason } = await closed;
 		expect(code).toBe(4001);
-		expect(encoder.encode(reason).byteLength).toBeLessThanOrEqual(123);
+		expect(reason).toBe("é".repeat(61));
 	});
 
 	it("forwards a client close to the upstream, even one that came while connecting", async () => {
