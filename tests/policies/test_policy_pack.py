@@ -9,6 +9,7 @@ import pytest
 from pack_process import PackProcess
 from policy_harness import StackRun, account_policy_config, record
 from pulumi.runtime.proto import analyzer_pb2
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policies.rules import RULES
 
@@ -97,6 +98,23 @@ def test_a_configured_bound_reaches_the_pack(prod: tuple[StackRun, PackProcess])
     finally:
         app.props["max_instances"] = 1
         pack.configure(account_policy_config())
+
+
+def test_an_image_unknown_during_preview_defers_only_its_own_check(
+    prod: tuple[StackRun, PackProcess],
+) -> None:
+    run, pack = prod
+    app = next(r for r in run.resources if "max_instances" in r.props)
+    built = app.props["image"]
+    app.props["image"] = UNKNOWN_STRING_VALUE  # the image is built during `pulumi up`
+    try:
+        diagnostics = pack.analyze(app)
+    finally:
+        app.props["image"] = built
+    assert [(d.policyName, d.enforcementLevel) for d in diagnostics] == [
+        ("pinned-versions", analyzer_pb2.ADVISORY)
+    ]
+    assert "can't be known during preview" in diagnostics[0].message
 
 
 def test_the_stack_config_decides_what_is_ephemeral() -> None:

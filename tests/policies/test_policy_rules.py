@@ -163,6 +163,24 @@ def test_ephemeral_stack_may_expire_anything() -> None:
     assert check_resource(rules.data_bucket_protected, lifecycle(""), DEV) == []
 
 
+@pytest.mark.parametrize(
+    ("stack", "production"),
+    [
+        ("prod", True),
+        ("production", True),
+        ("prod-eu", True),
+        ("prod_eu", True),
+        ("production.2", True),
+        ("produce", False),
+        ("preprod", False),
+        ("dev", False),
+        ("pr-12", False),
+    ],
+)
+def test_production_stack_names(stack: str, production: bool) -> None:
+    assert StackProfile.of("moltworker", stack).production is production
+
+
 def test_unknown_bucket_name_is_left_to_the_engine() -> None:
     res = bucket()
     res.props["name"] = UNKNOWN_STRING_VALUE
