@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -221,6 +223,43 @@ def running(env: dict[str, str], tmp: Path) -> Iterator[Runtime]:
         yield runtime
     finally:
         runtime.stop_all()
+
+
+@contextmanager
+def chromium(profile: Path) -> Iterator[str]:
+    """A headless Chromium on an ephemeral port; yields its browser WebSocket URL."""
+    proc = subprocess.Popen(
+        [
+            CHROMIUM,
+            "--headless=new",
+            "--no-sandbox",  # tests run as root in a container
+            "--disable-gpu",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        url = None
+        for line in itertools.islice(proc.stderr, 200):
+            match = re.search(r"DevTools listening on (ws://\S+)", line)
+            if match:
+                url = match.group(1)
+                break
+        assert url, "chromium did not print its DevTools URL"
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def process_tree(root: int) -> list[int]:

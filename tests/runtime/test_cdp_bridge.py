@@ -6,15 +6,14 @@ import asyncio
 import base64
 import contextlib
 import itertools
-import re
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from runtime_harness import CHROMIUM, free_port, secret
+from runtime_harness import chromium as start_chromium
+from runtime_harness import free_port, secret
 from sandbox_runtime.cdp_bridge import CdpBridge
 
 pytestmark = pytest.mark.timeout(90)
@@ -24,40 +23,8 @@ PAGE = "data:text/html,<title>bridge-test</title><h1 style='font-size:80px'>hell
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A headless Chromium; yields its browser WebSocket URL."""
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    proc = subprocess.Popen(
-        [
-            CHROMIUM,
-            "--headless=new",
-            "--no-sandbox",  # tests run as root in a container
-            "--disable-gpu",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-            f"--user-data-dir={profile}",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        url = None
-        for line in itertools.islice(proc.stderr, 200):
-            match = re.search(r"DevTools listening on (ws://\S+)", line)
-            if match:
-                url = match.group(1)
-                break
-        assert url, "chromium did not print its DevTools URL"
+    with start_chromium(tmp_path_factory.mktemp("chromium-profile")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 @contextlib.asynccontextmanager

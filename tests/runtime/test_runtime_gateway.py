@@ -28,6 +28,7 @@ from runtime_harness import (
     OPENCLAW,
     Runtime,
     base_env,
+    chromium,
     cmdline,
     lan_address,
     mint,
@@ -43,6 +44,11 @@ pytestmark = [pytest.mark.openclaw, pytest.mark.timeout(120)]
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     tmp = tmp_path_factory.mktemp("runtime")
+    with chromium(tmp / "chromium-profile") as browser:
+        yield from _runtime(tmp, browser)
+
+
+def _runtime(tmp: Path, browser: str) -> Iterator[Runtime]:
     env = base_env(tmp)
     env.update(
         {
@@ -52,6 +58,8 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
             "MODEL_PRIMARY": "anthropic/claude-sonnet-4-5",
             "ANTHROPIC_API_KEY": secret("sk-ant"),
             "MODEL_BASE_URL": "http://127.0.0.1:9/anthropic",
+            # A local Chromium stands in for the Worker's /cdp (Browser Rendering).
+            "MOLT_CDP_UPSTREAM": browser,
         }
     )
     rt = Runtime(env, tmp).start()
@@ -139,6 +147,31 @@ def test_skill_installed(runtime: Runtime) -> None:
     text = skill.read_text()
     assert text.startswith("---\nname: cloudflare-browser\n")
     assert "Browser Rendering" in text
+
+
+async def test_openclaw_browser_tool_works_through_the_bridge(runtime: Runtime) -> None:
+    """OpenClaw's own browser tool, via the rendered profile, screenshots through the bridge."""
+    env = {
+        **runtime.env,
+        "OPENCLAW_STATE_DIR": runtime.env["MOLT_STATE_DIR"],
+        "OPENCLAW_CONFIG_PATH": str(Path(runtime.env["MOLT_RUNTIME_DIR"]) / "openclaw.json"),
+    }
+    run = await asyncio.create_subprocess_exec(
+        OPENCLAW,
+        "browser",
+        "screenshot",
+        "--json",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(run.communicate(), 90)
+    assert run.returncode == 0, out.decode() + err.decode()
+    shot = json.loads(out)
+    assert shot["ok"] is True
+    assert Path(shot["path"]).read_bytes().startswith(b"\x89PNG")
+    _, logs = await control(runtime, "GET", "/v1/logs?lines=1000")
+    assert any("cdp: browser session opened" in line for line in logs["lines"])
 
 
 # --------------------------------------------------------------------------- gateway auth
@@ -430,6 +463,13 @@ async def test_sigterm_stops_cleanly_with_a_final_snapshot(runtime: Runtime) -> 
     assert "final snapshot: " in output and "final snapshot: no changes" not in output
     for value in secret_values(runtime.env):
         assert value not in output
+    # Secrets live only in the process env: none was written into the state (so none is in a
+    # snapshot), the rendered config included.
+    for path in Path(runtime.env["MOLT_STATE_DIR"]).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            for value in secret_values(runtime.env):
+                assert value.encode() not in data, path
     # What the final snapshot holds is what the next boot gets back.
     restored = runtime.tmp / "restored"
     manager = SnapshotManager(
