@@ -106,6 +106,7 @@ Bundler = Callable[[Path, Path], None]
 
 def wrangler_bundler(worker_dir: Path, outdir: Path) -> None:
     """`wrangler deploy --dry-run --outdir`: wrangler's own bundling, exactly as it would deploy."""
+    worker_dir, outdir = worker_dir.resolve(), outdir.resolve()  # wrangler runs in worker_dir
     wrangler = worker_dir / "node_modules" / "wrangler" / "bin" / "wrangler.js"
     if not wrangler.exists():
         raise BuildError(f"wrangler is not installed in {worker_dir}; run `npm ci` there first")

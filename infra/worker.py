@@ -58,10 +58,12 @@ def wrangler_compatibility(worker_dir: Path) -> tuple[str, list[str]] | None:
     flags = re.search(r'"compatibility_flags"\s*:\s*(\[[^\]]*\])', text)
     if not date:
         return None
+    if not flags:
+        return date.group(1), []
     try:
-        parsed = json.loads(flags.group(1)) if flags else ["nodejs_compat"]
-    except json.JSONDecodeError:
-        parsed = ["nodejs_compat"]
+        parsed = json.loads(flags.group(1))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: compatibility_flags is not a JSON list of strings") from err
     return date.group(1), [str(f) for f in parsed]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -96,3 +97,25 @@ def test_image_fingerprint_follows_context_version_and_dockerignore(tmp_path: Pa
     assert build.image_fingerprint(tmp_path, "2026.9.7", "linux/amd64") != base
     (tmp_path / "app.py").write_text("print(2)\n")
     assert build.image_fingerprint(tmp_path, "2026.9.6", "linux/amd64") != base
+
+
+def test_wrangler_bundler_runs_wrangler_dry_run_from_a_relative_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = worker_tree(tmp_path / "worker")
+    fake = tree / "node_modules" / "wrangler" / "bin"
+    fake.mkdir(parents=True)
+    # A stand-in wrangler that records its arguments and writes the bundle where told.
+    (fake / "wrangler.js").write_text(
+        "const fs = require('fs');\n"
+        "const out = process.argv[process.argv.indexOf('--outdir') + 1];\n"
+        "fs.writeFileSync(out + '/index.js', 'export default {}');\n"
+        "const args = [process.cwd(), ...process.argv.slice(2)];\n"
+        "fs.writeFileSync(out + '/args.json', JSON.stringify(args));\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    bundle = build.worker_bundle(Path("worker"), cache=Path("cache"))
+    args = json.loads((bundle.directory / "args.json").read_text())
+    assert args[0] == str(tree.resolve())
+    assert args[1:4] == ["deploy", "--dry-run", "--outdir"]
+    assert bundle.main_module == "index.js"
