@@ -143,7 +143,13 @@ async def test_nothing_in_the_store_is_plaintext(store: DirStore, state: Path) -
     objects = await store_snapshot(store)
     assert len(objects) >= 4
     for key, data in objects.items():
-        for needle in (b"openclaw.json", b"credentials", b'{"t": 1}', b"SQLite format 3", b"kv"):
+        for needle in (
+            b"openclaw.json",
+            b"credentials",
+            b'{"t": 1}',
+            b"SQLite format 3",
+            b"CREATE TABLE",
+        ):
             assert needle not in data, f"{needle!r} readable in {key}"
             assert needle not in key.encode()
 
