@@ -14,6 +14,7 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -140,6 +141,17 @@ def test_rendered_config_private_and_valid(runtime: Runtime) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)["valid"] is True
+
+
+def test_image_healthcheck_passes(runtime: Runtime) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sandbox_runtime.healthcheck"],
+        env={"MOLT_CONTROL_PORT": runtime.env["MOLT_CONTROL_PORT"], "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_skill_installed(runtime: Runtime) -> None:
