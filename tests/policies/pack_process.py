@@ -21,8 +21,9 @@ from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2
-from policy_harness import Recorded, wire
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+from tests.policies.policy_harness import Recorded, wire
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
 START_TIMEOUT_S = 60.0

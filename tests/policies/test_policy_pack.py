@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pack_process import PackProcess
-from policy_harness import StackRun, account_policy_config, record
 from pulumi.runtime.proto import analyzer_pb2
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policies.rules import RULES
+from tests.policies.pack_process import PackProcess
+from tests.policies.policy_harness import StackRun, account_policy_config, record
 
 BUCKET = "cloudflare:index/r2Bucket:R2Bucket"
 

@@ -7,7 +7,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from policy_fakes import (
+from pulumi_policy import ReportViolation, ResourceValidationArgs
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+
+from policies import rules
+from policies.stack_profile import StackProfile
+from tests.policies.policy_fakes import (
     ACCOUNT,
     GATEWAY_RUN,
     OTHER_ACCOUNT,
@@ -26,11 +31,6 @@ from policy_fakes import (
     token,
     worker_bindings,
 )
-from pulumi_policy import ReportViolation, ResourceValidationArgs
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
-
-from policies import rules
-from policies.stack_profile import StackProfile
 
 PROD = StackProfile.of("moltworker", "prod")
 DEV = StackProfile.of("moltworker", "dev", ephemeral=True, workers_subdomain="your-subdomain")

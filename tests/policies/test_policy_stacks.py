@@ -11,10 +11,17 @@ import json
 from collections.abc import Callable
 
 import pytest
-from policy_harness import Finding, Recorded, StackRun, account_policy_config, evaluate, record
 
 from infra.settings import SettingsError
 from tests.infra.harness import run_program_full
+from tests.policies.policy_harness import (
+    Finding,
+    Recorded,
+    StackRun,
+    account_policy_config,
+    evaluate,
+    record,
+)
 
 BUCKET = "cloudflare:index/r2Bucket:R2Bucket"
 VERSION = "cloudflare:index/workerVersion:WorkerVersion"

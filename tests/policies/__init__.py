@@ -1,0 +1,1 @@
+"""Tests of the CrossGuard policy pack (policies/)."""
