@@ -470,13 +470,13 @@ async def test_watch_snapshots_shortly_after_a_change(store: DirStore, state: Pa
     await writer.snapshot("base")
     async with writer.watch(debounce_s=0.2, poll_s=0.1, max_delay_s=1.0):
         put_row(state, "late", "1")
-        for _ in range(50):
+        for _ in range(300):  # generous: a loaded CI box, not a speed target
             await asyncio.sleep(0.1)
             listed = await writer.list()
             if listed[0].reason == "watch":
                 break
         else:
-            pytest.fail("watch did not snapshot within 5 s of a change")
+            pytest.fail("watch did not snapshot within 30 s of a change")
     manifest = await read_head_manifest(store)
     assert manifest.reason == "watch"
     assert not writer.status().pending
@@ -563,14 +563,14 @@ async def test_watch_survives_a_store_outage(store: DirStore, state: Path) -> No
     flaky.down = True
     async with writer.watch(debounce_s=0.1, poll_s=0.1, max_delay_s=0.3):
         put_row(state, "during", "outage")
-        for _ in range(30):
+        for _ in range(300):
             await asyncio.sleep(0.1)
             if writer.status().last_error:
                 break
         status = writer.status()
         assert status.pending and status.last_error and "injected" in status.last_error
         flaky.down = False
-        for _ in range(50):
+        for _ in range(300):
             await asyncio.sleep(0.1)
             if not writer.status().pending:
                 break
