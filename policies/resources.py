@@ -41,9 +41,11 @@ DOCKER_IMAGE = "docker-build:index:Image"
 # resource class names itself (pulumi.dynamic.Resource's `module=`/`name=` class arguments).
 DYNAMIC_PREFIX = "pulumi-python:dynamic"
 CONTAINER_APP_TYPES = ("pulumi-python:dynamic/moltworker:ContainerApp",)
+BUCKET_EMPTIER_TYPES = ("pulumi-python:dynamic/moltworker:BucketEmptier",)
 # The engine strips `__provider` from what policies see, so a generic dynamic resource is told
-# apart by the inputs infra/dynamic/container_app.py gives it.
+# apart by the inputs infra/dynamic/ gives it.
 CONTAINER_APP_KEYS = frozenset({"image", "max_instances", "class_name", "script_name"})
+BUCKET_EMPTIER_KEYS = frozenset({"endpoint", "bucket", "access_key_id", "secret_access_key"})
 
 
 def prop(props: Mapping[str, Any], *names: str) -> Any:
@@ -70,6 +72,12 @@ def is_container_app(resource_type: str, props: Mapping[str, Any]) -> bool:
     if resource_type in CONTAINER_APP_TYPES:
         return True
     return resource_type.startswith(DYNAMIC_PREFIX) and set(props) >= CONTAINER_APP_KEYS
+
+
+def is_bucket_emptier(resource_type: str, props: Mapping[str, Any]) -> bool:
+    if resource_type in BUCKET_EMPTIER_TYPES:
+        return True
+    return resource_type.startswith(DYNAMIC_PREFIX) and set(props) >= BUCKET_EMPTIER_KEYS
 
 
 def worker_bindings(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:

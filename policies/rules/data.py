@@ -26,12 +26,20 @@ def data_bucket_protected(
     args: ResourceValidationArgs, report: ReportViolation, stack: StackProfile
 ) -> None:
     """Kept stacks keep their data: the bucket and the snapshot key are protected, the bucket
-    keeps the one name derived from project and stack, so no refactor replaces it, and no
-    lifecycle rule deletes anything but the runtime's trash."""
+    keeps the one name derived from project and stack, so no refactor replaces it, no
+    lifecycle rule deletes anything but the runtime's trash, and no emptier is attached."""
     if stack.ephemeral:
         return
     if args.resource_type == r.R2_BUCKET_LIFECYCLE:
         _lifecycle_problems(args, report, config_of(args))
+        return
+    if r.is_bucket_emptier(args.resource_type, args.props):
+        report(
+            f"Stack '{stack.stack}' is not ephemeral but has bucket emptier '{args.name}', which "
+            f"deletes every object of bucket {r.prop(args.props, 'bucket')!r} when it is "
+            "deleted or replaced: create it only for stacks with `ephemeral: true`.",
+            None,
+        )
         return
     kind = _kept_data_kind(args.resource_type, args.name)
     if kind is None:

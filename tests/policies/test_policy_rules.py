@@ -159,6 +159,21 @@ def test_disabled_or_trash_only_lifecycle_rules_pass() -> None:
     assert check_resource(rules.data_bucket_protected, lifecycle("trash/old/")) == []
 
 
+def emptier() -> Res:
+    inputs = {"endpoint": "https://r2", "bucket": "moltworker-prod-data"}
+    inputs |= {"access_key_id": "id", "secret_access_key": "key"}
+    return Res("pulumi-python:dynamic:Resource", "storage-emptier", inputs)
+
+
+def test_a_bucket_emptier_on_a_kept_stack_is_refused() -> None:
+    found = check_resource(rules.data_bucket_protected, emptier())
+    only(found, "bucket emptier 'storage-emptier'", "'moltworker-prod-data'", "ephemeral: true")
+
+
+def test_an_ephemeral_stack_may_empty_its_bucket() -> None:
+    assert check_resource(rules.data_bucket_protected, emptier(), DEV) == []
+
+
 def test_ephemeral_stack_may_expire_anything() -> None:
     assert check_resource(rules.data_bucket_protected, lifecycle(""), DEV) == []
 

@@ -160,6 +160,13 @@ def _expose_workers_dev(run: StackRun) -> None:
     run.one("cloudflare:index/worker:Worker").props["subdomain"]["enabled"] = True
 
 
+def _attach_emptier(run: StackRun) -> None:
+    # The dev example's emptier, moved onto the prod stack.
+    dev_emptier = next(r for r in record("dev").resources if "secret_access_key" in r.props)
+    dev_emptier.props["bucket"] = "moltworker-prod-data"
+    run.resources.append(dev_emptier)
+
+
 def _publish_bucket(run: StackRun) -> None:
     run.resources.append(
         Recorded(
@@ -217,6 +224,7 @@ def _plain_text_secret(run: StackRun) -> None:
         (_unprotect_bucket, "data-bucket-protected", "is not protected"),
         (_rename_bucket, "data-bucket-protected", "not the stack's stable name"),
         (_expire_snapshots, "data-bucket-protected", "under prefix 'snapshots/'"),
+        (_attach_emptier, "data-bucket-protected", "has bucket emptier 'storage-emptier'"),
         (_publish_bucket, "bucket-never-public", "public r2.dev URL"),
         (_widen_storage_token, "tokens-scoped", "only run the AI Gateway"),
         (_drop_debug_from_access, "access-protects-admin", "agent.example.com/debug/*"),
