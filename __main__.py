@@ -86,12 +86,20 @@ sandbox = Sandbox(
     ),
 )
 
+# Output names are read by ops/ (ops/outputs.py); secrets stay secrets in the state and the CLI.
 pulumi.export("workerUrl", worker.url)
 pulumi.export("adminUrl", worker.url.apply(lambda u: f"{u}/_admin/"))
-pulumi.export("bucket", storage.bucket_name)
 pulumi.export("aiGatewayEndpoint", gateway.base_url)
 pulumi.export("imageRef", sandbox.image_ref)
+pulumi.export("bucket", storage.bucket_name)
+pulumi.export("r2Endpoint", storage.endpoint)
+pulumi.export("r2AccessKeyId", storage.access_key_id)
+pulumi.export("r2SecretAccessKey", storage.secret_access_key)
+pulumi.export("snapshotKey", secrets.snapshot_key)
+pulumi.export("snapshotKeep", s.snapshots.keep)
+pulumi.export("ephemeral", s.ephemeral)
 pulumi.export("gatewayToken", secrets.gateway_token)
+pulumi.export("accessTeamDomain", access.team_domain)
 if access.service_token_client_id is not None:
     pulumi.export("accessClientId", access.service_token_client_id)
     pulumi.export("accessClientSecret", access.service_token_client_secret)

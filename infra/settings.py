@@ -412,8 +412,11 @@ def load(
             f"{', '.join(INSTANCE_TYPES)}",
         )
     sleep_after = r.string("sleepAfter", "10m")
-    if not _SLEEP_AFTER.match(sleep_after):
-        r.problem("sleepAfter", f"{sleep_after!r} must be like 30s, 10m, 2h or never")
+    # The Worker accepts <n>s|m|h of at least one minute, or never (docs/interfaces.md).
+    if not _SLEEP_AFTER.match(sleep_after) or (
+        sleep_after.endswith("s") and int(sleep_after[:-1]) < 60
+    ):
+        r.problem("sleepAfter", f"{sleep_after!r} must be like 90s, 10m, 2h (>= 1 minute) or never")
     pinned = default_openclaw_version()
     version = r.string("openclawVersion") or pinned
     if not _VERSION.match(version):

@@ -308,3 +308,22 @@ def test_rotation_counter_replaces_only_that_secret() -> None:
     changed = sorted(base[u].name for u in base if base[u].inputs != rotated[u].inputs)
     # The token, the Worker version carrying it and the deployment moving traffic to that version.
     assert changed == ["secrets-gateway-token", "worker-deployment", "worker-version"], changed
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_exports_are_the_ones_ops_reads_and_secrets_stay_secret(stack: str) -> None:
+    outputs = run(stack).outputs
+    expected_secret = {
+        "r2AccessKeyId", "r2SecretAccessKey", "snapshotKey", "gatewayToken", "accessTeamDomain",
+    }  # fmt: skip
+    expected_plain = {
+        "workerUrl", "adminUrl", "aiGatewayEndpoint", "imageRef", "bucket", "r2Endpoint",
+        "snapshotKeep", "ephemeral",
+    }  # fmt: skip
+    if stack == "dev":
+        expected_secret |= {"accessClientId", "accessClientSecret"}
+    assert set(outputs) == expected_secret | expected_plain
+    assert {k for k, v in outputs.items() if v["secret"]} == expected_secret
+    assert outputs["ephemeral"]["value"] is (stack == "dev")
+    assert outputs["snapshotKeep"]["value"] == 30
+    assert outputs["aiGatewayEndpoint"]["value"].endswith(f"/moltworker-{stack}")

@@ -105,7 +105,7 @@ def test_type_errors_are_named() -> None:
     assert "moltworker:maxInstances: 'one' is not a whole number" in text
     assert "moltworker:debugRoutes: 'yes' is not true/false" in text
     assert "moltworker:adminEmails: must be a list of strings" in text
-    assert "moltworker:sleepAfter: 'ten minutes' must be like 30s, 10m, 2h or never" in text
+    assert "moltworker:sleepAfter: 'ten minutes' must be like 90s, 10m, 2h (>= 1 minute)" in text
     assert "moltworker:telegramDmPolicy: 'everyone' is not one of pairing" in text
     assert "moltworker:openclawVersion: 'latest' is not an exact version" in text
     assert "moltworker:accountId: 'my-account' is not a 32-character hex account id" in text
@@ -122,3 +122,10 @@ def test_missing_provider_key_is_a_warning_not_an_error() -> None:
     assert any(
         "moltworker:openaiApiKey is not set but openai/gpt-5-mini" in w for w in run.warnings
     )
+
+
+def test_sleep_after_must_be_at_least_a_minute() -> None:
+    found = problems("dev", {"sleepAfter": "30s"})
+    assert found == [
+        "moltworker:sleepAfter: '30s' must be like 90s, 10m, 2h (>= 1 minute) or never"
+    ]
