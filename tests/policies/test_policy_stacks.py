@@ -12,7 +12,9 @@ from collections.abc import Callable
 
 import pytest
 
+from infra import settings
 from infra.settings import SettingsError
+from policies.stack_profile import PRODUCTION_STACK
 from tests.infra.harness import run_program_full
 from tests.policies.policy_harness import (
     Finding,
@@ -55,6 +57,11 @@ def test_example_stack_passes_every_rule(stack: str) -> None:
     run = record(stack)
     findings = evaluate(run)
     assert findings == [], [f"{f.policy}: {f.message}" for f in findings]
+
+
+def test_the_pack_and_the_program_agree_on_production_names() -> None:
+    # The program refuses `ephemeral` on these names; the pack never treats them as ephemeral.
+    assert PRODUCTION_STACK.pattern == settings.PROD_STACK.pattern
 
 
 def test_examples_read_as_the_stacks_they_are() -> None:
