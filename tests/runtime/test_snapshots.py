@@ -588,3 +588,28 @@ async def test_watch_accepts_a_debounce_longer_than_the_default_max_delay(
     await writer.restore()
     async with writer.watch(debounce_s=5.0):
         await asyncio.sleep(0)
+
+
+async def test_when_every_generation_in_head_is_bad_other_manifests_are_tried(
+    store: DirStore, state: Path, tmp_path: Path
+) -> None:
+    a = manager(store, state, keep=1)
+    await a.restore()
+    await a.snapshot("base")
+    other = tmp_path / "other"
+    b = manager(store, other)
+    await b.restore()
+    put_row(state, "from", "a")
+    winner = await a.snapshot("a wins")  # keep=1: HEAD now names only this generation
+    put_row(other, "from", "b")
+    with pytest.raises(HeadConflict):
+        await b.snapshot("b loses")  # its manifest stays in the store, orphaned
+    assert winner is not None
+    manifest = await read_head_manifest(store)
+    entry = next(e for e in manifest.entries if e.path == "state/openclaw.sqlite")
+    await corrupt(store, f"snapshots/blobs/{entry.blobs[0]}", b"garbage")
+    restored = tmp_path / "restored"
+    result = await manager(store, restored).restore()
+    assert [r.id for r in result.refused] == [winner.id]
+    assert result.snapshot is not None and result.snapshot.reason == "b loses"
+    assert ("from", "b") in db_rows(restored)

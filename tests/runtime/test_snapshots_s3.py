@@ -336,3 +336,34 @@ async def test_kill_9_during_snapshots_loses_nothing_acknowledged(
         db.close()
         assert last >= acked, f"acknowledged {acked} but restored only up to {last}"
         state = restored
+
+
+async def test_head_write_whose_answer_was_lost_is_not_a_conflict(
+    store: S3Store, tmp_path: Path
+) -> None:
+    import urllib3
+
+    state = make_state(tmp_path / "state")
+    writer = manager(store, state)
+    await writer.restore()
+    await writer.snapshot("base")
+    delivered: list[str] = []
+
+    def deliver_then_time_out(request: Any, **_: Any) -> None:
+        # The store applies the HEAD swap, but the answer never reaches the client; botocore
+        # retries the same conditional PUT, which now fails its own precondition (412).
+        if request.url.endswith("/snapshots/HEAD") and not delivered:
+            body = request.body if isinstance(request.body, bytes) else request.body.read()
+            answer = urllib3.PoolManager().request(
+                request.method, request.url, body=body, headers=dict(request.headers)
+            )
+            delivered.append(str(answer.status))
+            raise ReadTimeoutError(endpoint_url=request.url)
+
+    store.client.meta.events.register("before-send.s3.PutObject", deliver_then_time_out)
+    put_row(state, "b", "2")
+    second = await writer.snapshot("second")
+    assert delivered == ["200"]
+    assert second is not None and (await read_head_manifest(store)).id == second.id
+    put_row(state, "c", "3")
+    assert await writer.snapshot("third") is not None  # the etag it kept is the real one

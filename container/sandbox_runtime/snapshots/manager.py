@@ -173,49 +173,42 @@ class SnapshotManager:
             head_obj = await self.store.get(HEAD_KEY)
             refused: list[Refused] = []
             head: Head | None = None
+            listed: list[str] | None = None
             if head_obj is not None:
                 try:
                     head = decode_head(self._cipher.open("head", "HEAD", head_obj.data))
-                    candidates = [item.id for item in head.chain]
                 except SnapshotError as exc:
                     refused.append(Refused("HEAD", str(exc)))
-                    candidates = await self._listed_manifest_ids()
-            else:
-                candidates = await self._listed_manifest_ids()
-                if candidates:
+            if head is None:
+                listed = await self._listed_manifest_ids()
+                if head_obj is None and not listed:
+                    await asyncio.to_thread(self.state_dir.mkdir, mode=0o700, exist_ok=True)
+                    self._adopt(None, None, ())
+                    log.info("snapshot store is empty: first boot, local state kept as is")
+                    return RestoreResult(None, (), 0, 0)
+                if head_obj is None:
                     refused.append(
-                        Refused("HEAD", f"missing while {len(candidates)} generations exist")
+                        Refused("HEAD", f"missing while {len(listed)} generations exist")
                     )
-            if head_obj is None and not candidates:
-                await asyncio.to_thread(self.state_dir.mkdir, mode=0o700, exist_ok=True)
-                self._adopt(None, None, ())
-                log.info("snapshot store is empty: first boot, local state kept as is")
-                return RestoreResult(None, (), 0, 0)
-
-            for ident in candidates:
-                try:
-                    manifest = await self._fetch_manifest(ident)
-                    files, nbytes = await self._materialize(manifest)
-                except StoreUnavailable:
-                    raise
-                except SnapshotError as exc:
-                    log.error("refusing snapshot %s: %s", ident, exc)
-                    refused.append(Refused(ident, str(exc)))
+            candidates = [item.id for item in head.chain] if head else list(listed or [])
+            tried = 0
+            while tried < len(candidates):
+                ident = candidates[tried]
+                tried += 1
+                restored = await self._try_generation(ident, refused)
+                if restored is None:
+                    if tried == len(candidates) and listed is None:
+                        # Every generation HEAD names is bad: as a last resort, try any other
+                        # manifest in the store (older, pruned-from-chain or orphaned ones).
+                        listed = await self._listed_manifest_ids()
+                        candidates += [i for i in listed if i not in candidates]
                     continue
-                except OSError as exc:
-                    # A local problem (disk full, permissions) would fail every generation
-                    # alike: report it instead of walking back through good snapshots.
-                    raise SnapshotError(
-                        f"writing the restored state next to {self.state_dir} failed "
-                        f"({exc}); the local state dir was not touched"
-                    ) from exc
+                manifest, files, nbytes = restored
                 chain = await self._chain_after(manifest, head, candidates)
                 self._adopt(head_obj.etag if head_obj else None, manifest, chain)
                 if refused:
                     log.warning(
-                        "restored %s after refusing %s",
-                        ident,
-                        ", ".join(r.id for r in refused),
+                        "restored %s after refusing %s", ident, ", ".join(r.id for r in refused)
                     )
                 info = SnapshotInfo.from_summary(manifest.summary)
                 return RestoreResult(info, tuple(refused), files, nbytes)
@@ -225,6 +218,28 @@ class SnapshotManager:
                 + "). The local state dir was not touched. Check MOLT_SNAPSHOT_KEY and the "
                 "store; do not start with an empty state."
             )
+
+    async def _try_generation(
+        self, ident: str, refused: list[Refused]
+    ) -> tuple[Manifest, int, int] | None:
+        """Verify and swap in one generation; None (and a note in `refused`) if it is bad."""
+        try:
+            manifest = await self._fetch_manifest(ident)
+            files, nbytes = await self._materialize(manifest)
+        except StoreUnavailable:
+            raise
+        except SnapshotError as exc:
+            log.error("refusing snapshot %s: %s", ident, exc)
+            refused.append(Refused(ident, str(exc)))
+            return None
+        except OSError as exc:
+            # A local problem (disk full, permissions) would fail every generation alike:
+            # report it instead of walking back through good snapshots.
+            raise SnapshotError(
+                f"writing the restored state next to {self.state_dir} failed ({exc}); "
+                "the local state dir was not touched"
+            ) from exc
+        return manifest, files, nbytes
 
     async def _listed_manifest_ids(self) -> list[str]:
         listed = await self.store.list(MANIFESTS)
@@ -243,11 +258,12 @@ class SnapshotManager:
         self, manifest: Manifest, head: Head | None, candidates: list[str]
     ) -> tuple[Summary, ...]:
         """The kept chain once `manifest` is current: it and everything older."""
-        if head is not None:
-            position = [item.id for item in head.chain].index(manifest.id)
-            return head.chain[position:]
-        # HEAD was unreadable: rebuild the chain from the older manifests that still verify,
-        # so a damaged HEAD does not make pruning forget good generations.
+        in_head = [item.id for item in head.chain] if head else []
+        if manifest.id in in_head:
+            assert head is not None
+            return head.chain[in_head.index(manifest.id) :]
+        # HEAD was unreadable (or all it named was bad): rebuild the chain from the older
+        # manifests that still verify, so pruning does not forget good generations.
         chain = [manifest.summary]
         for ident in candidates[candidates.index(manifest.id) + 1 :]:
             if len(chain) >= self.keep:
