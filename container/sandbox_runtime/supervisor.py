@@ -111,7 +111,18 @@ class Supervisor:
         except SnapshotError as exc:
             log.error("boot stopped: the state could not be restored: %s", exc)
             return EXIT_RESTORE
-        log.info("restore: %s", restored)
+        if restored.snapshot is None:
+            log.info("the store holds no snapshot yet: first boot, local state kept")
+        else:
+            log.info(
+                "restored snapshot %s (%d files, %d bytes)%s",
+                restored.snapshot.id,
+                restored.files,
+                restored.bytes,
+                f"; skipped {len(restored.refused)} unusable newer ones"
+                if restored.fell_back
+                else "",
+            )
         if self._stop.is_set():
             return EXIT_OK
 
