@@ -51,6 +51,14 @@ class Pulumi(Protocol):
 
     def stack_init(self, stack: str, copy_config_from: str) -> None: ...
 
+    def config_copy(self, source: str, dest: str) -> None:
+        """Copy every config value of `source` into `dest` (secrets re-encrypted for it)."""
+        ...
+
+    def stack_rm(self, stack: str) -> None:
+        """Remove a stack that has no resources; the CLI refuses one that has any."""
+        ...
+
     def stack_names(self) -> list[str]: ...
 
     def up(self, stack: str) -> None: ...
@@ -147,6 +155,13 @@ class PulumiCli:
 
     def stack_init(self, stack: str, copy_config_from: str) -> None:
         self._run(["stack", "init", stack, "--copy-config-from", copy_config_from])
+
+    def config_copy(self, source: str, dest: str) -> None:
+        self._run(["config", "cp", "--stack", source, "--dest", dest])
+
+    def stack_rm(self, stack: str) -> None:
+        # No --force: Pulumi then refuses to remove a stack that still has resources.
+        self._run(["stack", "rm", "--yes", "--stack", stack])
 
     def stack_names(self) -> list[str]:
         out = self._run(["stack", "ls", "--json"])

@@ -27,20 +27,34 @@ def pr_stack(number: int) -> str:
 
 
 def create(pulumi: Pulumi, number: int, template: str, console: Console) -> str:
+    """Create `pr-<n>` (or bring back its local config) and align it with the template.
+
+    Every CI run starts from a fresh checkout without `Pulumi.pr-<n>.yaml`, so an existing stack
+    first gets its file back from its last deployment; one that never deployed has no resources
+    and is simply created again. The template's config is then copied over, so a pull request
+    that changes staging's config is reviewed with it.
+    """
     stack = pr_stack(number)
     if PR_STACK.match(template):
         raise OpsError(f"template {template!r} is itself a review stack: use staging.")
-    if pulumi.stack_exists(stack):
-        console.print(f"stack {stack} exists: keeping it (re-deploys update it)")
-    else:
+    if not pulumi.stack_exists(stack):
         pulumi.stack_init(stack, copy_config_from=template)
         console.print(f"created stack {stack} with the configuration of {template}")
+    else:
+        try:
+            pulumi.config_refresh(stack)
+            console.print(f"stack {stack} exists: restored its config from the last deployment")
+        except OpsError:
+            pulumi.stack_rm(stack)
+            pulumi.stack_init(stack, copy_config_from=template)
+            console.print(f"stack {stack} had never deployed: created it again from {template}")
+        pulumi.config_copy(template, stack)
     config = pulumi.config(stack)
     clashing = [k for k in NAMING_KEYS if config.get(k)]
     if clashing:
         raise OpsError(
             f"the template {template!r} sets {', '.join(clashing)}: a review stack would take over "
-            f"the template's names. Remove them from Pulumi.{stack}.yaml (review stacks use "
+            f"the template's names. Remove them from Pulumi.{template}.yaml (review stacks use "
             "moltworker-pr-<n> on workers.dev) or choose another template."
         )
     pulumi.config_set(stack, EPHEMERAL_KEY, "true")
@@ -55,7 +69,17 @@ def destroy(pulumi: Pulumi, stack: str, console: Console) -> None:
             f"refusing to destroy {stack!r}: only review stacks named pr-<n> are destroyed by "
             "this command. Destroy other stacks by hand with `pulumi destroy`."
         )
-    pulumi.config_refresh(stack)
+    try:
+        pulumi.config_refresh(stack)
+    except OpsError as exc:
+        # No deployment to read back: a stack that never deployed. Pulumi removes it only if it
+        # has no resources (no --force), which is exactly the case where nothing can be lost.
+        try:
+            pulumi.stack_rm(stack)
+        except OpsError:
+            raise exc from None
+        console.print(f"{stack}: never deployed; removed the empty stack")
+        return
     if pulumi.config(stack).get(EPHEMERAL_KEY) != "true":
         raise OpsError(
             f"refusing to destroy {stack}: its deployed configuration does not say "

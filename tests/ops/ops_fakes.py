@@ -59,6 +59,16 @@ class MemoryPulumi:
         template = self._stack(copy_config_from)
         self.stacks[stack] = MemoryStack(config=dict(template.config))
 
+    def config_copy(self, source: str, dest: str) -> None:
+        self.calls.append(("config_copy", source, dest))
+        self._stack(dest).config.update(self._stack(source).config)
+
+    def stack_rm(self, stack: str) -> None:
+        self.calls.append(("stack_rm", stack))
+        if self._stack(stack).deployed_config is not None:
+            raise OpsError(f"`pulumi stack rm` failed: {stack} still has resources.")
+        del self.stacks[stack]
+
     def stack_names(self) -> list[str]:
         return list(self.stacks)
 

@@ -30,10 +30,35 @@ def test_create_copies_the_template_and_marks_it_ephemeral(cli: Cli, pulumi: Mem
     assert config["moltworker:workersSubdomain"] == "me"
     assert config["moltworker:ephemeral"] == "true"
     assert config["moltworker:accessServiceToken"] == "true"
-    # Re-running on the next push keeps the stack.
-    again = cli("review", "create", "--pr", "12")
-    assert again.code == 0
-    assert [c for c in pulumi.calls if c[0] == "stack_init"] == [("stack_init", "pr-12", "staging")]
+
+
+def test_create_on_a_fresh_checkout_restores_and_updates_the_config(
+    cli: Cli, pulumi: MemoryPulumi
+) -> None:
+    pulumi.stacks["staging"] = staging()
+    assert cli("review", "create", "--pr", "12").code == 0
+    pulumi.up("pr-12")
+    # The next push: a fresh checkout has no Pulumi.pr-12.yaml, and staging gained a setting.
+    pulumi.stacks["pr-12"].config = {}
+    pulumi.stacks["staging"].config["moltworker:sleepAfter"] = "30m"
+    run = cli("review", "create", "--pr", "12")
+    assert run.code == 0, run.text
+    assert "restored its config from the last deployment" in run.out
+    config = pulumi.stacks["pr-12"].config
+    assert config["moltworker:sleepAfter"] == "30m"
+    assert config["moltworker:ephemeral"] == "true"
+    assert [c for c in pulumi.calls if c[0] in ("stack_init", "stack_rm")] == [
+        ("stack_init", "pr-12", "staging")
+    ]
+
+
+def test_create_recreates_a_stack_that_never_deployed(cli: Cli, pulumi: MemoryPulumi) -> None:
+    pulumi.stacks["staging"] = staging()
+    pulumi.stacks["pr-5"] = MemoryStack()  # init ran, `pulumi up` never succeeded
+    run = cli("review", "create", "--pr", "5")
+    assert run.code == 0, run.text
+    assert ("stack_rm", "pr-5") in pulumi.calls
+    assert pulumi.stacks["pr-5"].config["moltworker:ephemeral"] == "true"
 
 
 def test_create_refuses_a_template_that_names_resources(cli: Cli, pulumi: MemoryPulumi) -> None:
@@ -42,6 +67,7 @@ def test_create_refuses_a_template_that_names_resources(cli: Cli, pulumi: Memory
     run = cli("review", "create", "--pr", "3")
     assert run.code == 1
     assert "moltworker:customDomain" in run.err
+    assert "Pulumi.staging.yaml" in run.err
     assert "moltworker:ephemeral" not in pulumi.stacks["pr-3"].config
 
 
@@ -67,6 +93,15 @@ def test_destroy_trusts_the_deployed_config_not_the_local_file(
     assert "does not say moltworker:ephemeral=true" in run.err
     assert ("config_refresh", "pr-7") in pulumi.calls
     assert "pr-7" in pulumi.stacks
+
+
+def test_destroy_removes_a_review_stack_that_never_deployed(cli: Cli, pulumi: MemoryPulumi) -> None:
+    pulumi.stacks["pr-8"] = MemoryStack(config=dict(EPHEMERAL))
+    run = cli("review", "destroy", "--pr", "8")
+    assert run.code == 0, run.text
+    assert "never deployed" in run.out
+    assert "pr-8" not in pulumi.stacks
+    assert not [c for c in pulumi.calls if c[0] == "destroy_and_remove"]
 
 
 def test_destroy_removes_an_ephemeral_review_stack(cli: Cli, pulumi: MemoryPulumi) -> None:
