@@ -31,7 +31,10 @@ CALL_TIMEOUT_S = 30.0
 
 
 class PackProcess:
-    def __init__(self, project: str, stack: str, config: Mapping[str, str]) -> None:
+    def __init__(
+        self, project: str, stack: str, config: Mapping[str, str], pack_dir: Path = PACK_DIR
+    ) -> None:
+        self.pack_dir = pack_dir
         self.project = project
         self.stack = stack
         self.config = dict(config)
@@ -50,7 +53,7 @@ class PackProcess:
         # The engine address is unused by the pack unless it has to log; nothing listens there.
         self.process = subprocess.Popen(
             [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:9", "."],
-            cwd=PACK_DIR,
+            cwd=self.pack_dir,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

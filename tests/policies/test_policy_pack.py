@@ -3,14 +3,16 @@ config in the environment."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pulumi.runtime.proto import analyzer_pb2
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policies.rules import RULES
-from tests.policies.pack_process import PackProcess
+from tests.policies.pack_process import PACK_DIR, PackProcess
 from tests.policies.policy_harness import StackRun, account_policy_config, record
 
 BUCKET = "cloudflare:index/r2Bucket:R2Bucket"
@@ -128,3 +130,15 @@ def test_the_stack_config_decides_what_is_ephemeral() -> None:
         diagnostics = pack.analyze(bucket)
     assert [d.policyName for d in diagnostics] == ["data-bucket-protected"]
     assert "of stack 'dev' is not protected" in diagnostics[0].message
+
+
+def test_the_pack_runs_from_a_copy_outside_the_repository(tmp_path: Path) -> None:
+    # As `pulumi policy publish` and Pulumi Cloud unpack it: another directory name, no repo.
+    copy = tmp_path / "moltworker-policies-0.1.0"
+    shutil.copytree(PACK_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    run = record("prod")
+    with PackProcess("moltworker", "prod", plain_config(run), pack_dir=copy) as pack:
+        assert [p.name for p in pack.info().policies] == [rule.name for rule in RULES]
+        bucket = run.one(BUCKET)
+        bucket.protect = False
+        assert [d.policyName for d in pack.analyze(bucket)] == ["data-bucket-protected"]
