@@ -65,6 +65,9 @@ def empty_bucket(s3: Any, bucket: str, page_size: int = 1000) -> int:
     return deleted
 
 
+PROPS = ("endpoint", "bucket", "access_key_id", "secret_access_key")
+
+
 class BucketEmptierProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(f"empty-on-delete-{props['bucket']}", dict(props))
@@ -73,10 +76,10 @@ class BucketEmptierProvider(ResourceProvider):
         return ReadResult(id_, props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = any(olds.get(k) != news.get(k) for k in news)
-        return DiffResult(
-            changes=changed, replaces=["bucket"] if olds.get("bucket") != news.get("bucket") else []
-        )
+        # Only the properties, never the serialized provider (`__provider`), which may differ
+        # between machines without meaning anything.
+        changed = [k for k in PROPS if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(changed), replaces=[k for k in changed if k == "bucket"])
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(dict(news))

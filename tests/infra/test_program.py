@@ -10,6 +10,9 @@ from functools import cache
 import pytest
 
 from infra import permissions
+from infra.dynamic.bucket_emptier import BucketEmptierProvider
+from infra.dynamic.container_app import ContainerAppProvider
+from infra.dynamic.registry_credentials import RegistryCredentialsProvider
 from tests.infra.harness import (
     TEAM_DOMAIN,
     TEST_SECRETS,
@@ -18,6 +21,7 @@ from tests.infra.harness import (
     is_secret_at,
     plain_strings,
     run_program_full,
+    unwrap,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -327,3 +331,27 @@ def test_exports_are_the_ones_ops_reads_and_secrets_stay_secret(stack: str) -> N
     assert outputs["ephemeral"]["value"] is (stack == "dev")
     assert outputs["snapshotKeep"]["value"] == 30
     assert outputs["aiGatewayEndpoint"]["value"].endswith(f"/moltworker-{stack}")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_dynamic_resources_see_no_change_on_a_second_run(stack: str) -> None:
+    """What `pulumi preview` asks the dynamic providers after an unchanged second run."""
+    providers = {
+        "registry-credentials": RegistryCredentialsProvider(),
+        "container-app": ContainerAppProvider(),
+        "bucket-emptier": BucketEmptierProvider(),
+    }
+    first = {r.urn: r for r in run_program_full(stack).resources if r.dynamic_kind}
+    second = {r.urn: r for r in run_program_full(stack).resources if r.dynamic_kind}
+    assert first.keys() == second.keys() and first
+    for urn, old in first.items():
+        olds = unwrap(old.outputs)
+        news = second[urn].plain
+        diff = providers[old.dynamic_kind or ""].diff("id", olds, news)
+        assert diff.changes is False, f"{urn}: {diff.replaces}"
+    # And a changed build context does mint new credentials (and only then).
+    changed = run_program_full(stack, {"openclawVersion": "2026.9.7"}).resources
+    creds = next(r for r in changed if r.dynamic_kind == "registry-credentials")
+    old_creds = next(r for r in first.values() if r.dynamic_kind == "registry-credentials")
+    diff = providers["registry-credentials"].diff("id", unwrap(old_creds.outputs), creds.plain)
+    assert diff.replaces == ["fingerprint"]
