@@ -473,6 +473,28 @@ def test_workers_dev_without_the_subdomain_config_fails_closed() -> None:
     only(access_findings(resources, unknown), "no `workersSubdomain` config")
 
 
+def test_route_and_script_subdomain_hostnames_must_be_covered() -> None:
+    resources = [r for r in compliant_stack() if r.name != "worker-domain"]
+    route = Res(
+        "cloudflare:index/workersRoute:WorkersRoute",
+        "worker-route",
+        {"pattern": "admin.example.com/*", "script": "moltworker-prod", "zoneId": ACCOUNT},
+    )
+    subdomain = Res(
+        "cloudflare:index/workersScriptSubdomain:WorkersScriptSubdomain",
+        "worker-subdomain",
+        {"accountId": ACCOUNT, "scriptName": "moltworker-prod", "enabled": True},
+    )
+    profile = StackProfile.of("moltworker", "prod", workers_subdomain="acme")
+    hosts, problems = rules.worker_hostnames(
+        stack_args([*resources, route, subdomain]).resources, profile
+    )
+    assert hosts == {"admin.example.com", "moltworker-prod.acme.workers.dev"}
+    assert problems == []
+    found = access_findings([*resources, route, subdomain], profile)
+    assert len(found) == 6, found.messages  # three admin paths on each uncovered host
+
+
 def test_stack_without_any_worker_hostname_is_refused() -> None:
     resources = [r for r in compliant_stack() if r.name != "worker-domain"]
     only(access_findings(resources), "serves no Worker hostname")

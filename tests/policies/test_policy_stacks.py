@@ -15,7 +15,7 @@ import pytest
 from infra import settings
 from infra.settings import SettingsError
 from policies.stack_profile import PRODUCTION_STACK
-from tests.infra.harness import run_program_full
+from tests.infra.harness import TEST_SECRETS, run_program_full
 from tests.policies.policy_harness import (
     Finding,
     Recorded,
@@ -247,7 +247,10 @@ def _plain_text_secret(run: StackRun) -> None:
 def test_mutated_prod_stack_is_refused(
     mutate: Callable[[StackRun], None], policy: str, fragment: str
 ) -> None:
-    assert_fails_with(_mutated("prod", mutate), policy, fragment)
+    findings = _mutated("prod", mutate)
+    assert_fails_with(findings, policy, fragment)
+    leaked = [f.message for f in findings for v in TEST_SECRETS.values() if v in f.message]
+    assert leaked == [], "a violation message repeats a secret value"
 
 
 def test_an_ephemeral_stack_may_drop_protection() -> None:
