@@ -613,3 +613,24 @@ async def test_when_every_generation_in_head_is_bad_other_manifests_are_tried(
     assert [r.id for r in result.refused] == [winner.id]
     assert result.snapshot is not None and result.snapshot.reason == "b loses"
     assert ("from", "b") in db_rows(restored)
+
+
+async def test_read_only_directories_round_trip_and_are_replaced_cleanly(
+    store: DirStore, state: Path, tmp_path: Path
+) -> None:
+    locked = state / "agents" / "main" / "sealed"
+    locked.mkdir()
+    (locked / "keep.txt").write_text("inside a read-only dir")
+    locked.chmod(0o500)
+    writer = manager(store, state)
+    await writer.restore()
+    await writer.snapshot("read-only dir")
+    restored = tmp_path / "restored"
+    for _ in range(2):  # the second restore replaces a tree holding a read-only directory
+        await manager(store, restored).restore()
+    sealed = restored / "agents" / "main" / "sealed"
+    assert stat.S_IMODE(sealed.stat().st_mode) == 0o500
+    assert (sealed / "keep.txt").read_text() == "inside a read-only dir"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    locked.chmod(0o700)
+    sealed.chmod(0o700)

@@ -8,6 +8,7 @@ state is never lost to a restore that did not finish.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -28,14 +29,14 @@ def recover(state_dir: Path) -> None:
     if not parent.is_dir():
         raise SnapshotError(f"the state dir's parent {parent} does not exist; create it first")
     for leftover in parent.glob(f".{state_dir.name}.restore-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+        remove_tree(leftover)
     aside = sorted(parent.glob(f".{state_dir.name}.old-*"), key=lambda p: p.stat().st_mtime)
     if aside and not state_dir.exists():
         os.rename(aside.pop(), state_dir)
         fsync_dir(parent)
     for stale in aside:
         # The state dir exists, so these were replaced by a verified generation already.
-        shutil.rmtree(stale, ignore_errors=True)
+        remove_tree(stale)
 
 
 def swap_in(staging: Path, state_dir: Path) -> None:
@@ -52,12 +53,32 @@ def swap_in(staging: Path, state_dir: Path) -> None:
         raise
     fsync_dir(parent)
     if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+        remove_tree(aside)
 
 
-def create_file(path: Path) -> int:
+def create_file(path: Path) -> None:
+    """An empty file that did not exist, not through a link (staging is ours alone)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+
+
+def append(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def finish_file(path: Path, mode: int) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fsync(fd)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:
@@ -66,3 +87,12 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a tree we own, including directories restored read-only."""
+    for root, dirs, _files in os.walk(path):
+        for name in dirs:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(root, name), 0o700, follow_symlinks=False)
+    shutil.rmtree(path, ignore_errors=True)

@@ -277,31 +277,52 @@ class SnapshotManager:
     async def _materialize(self, manifest: Manifest) -> tuple[int, int]:
         staging = await asyncio.to_thread(localfs.staging_dir, self.state_dir)
         try:
-            gate = asyncio.Semaphore(_UPLOADS_IN_FLIGHT)
             files = [e for e in manifest.entries if e.kind == "file"]
             for entry in manifest.entries:
                 if entry.kind == "dir":
                     await asyncio.to_thread(
                         (staging / entry.path).mkdir, mode=0o700, parents=True, exist_ok=True
                     )
-            await asyncio.gather(
-                *(self._restore_file(staging, entry, manifest.chunk_size, gate) for entry in files)
+            gate = asyncio.Semaphore(_UPLOADS_IN_FLIGHT)
+            failed = asyncio.Event()
+            outcomes = await asyncio.gather(
+                *(
+                    self._restore_file(staging, entry, manifest.chunk_size, gate, failed)
+                    for entry in files
+                ),
+                return_exceptions=True,
             )
+            errors = [o for o in outcomes if isinstance(o, BaseException)]
+            if errors:
+                # An unreachable store says nothing about this generation: report that first,
+                # so restore stops instead of refusing every generation in turn.
+                raise next((e for e in errors if isinstance(e, StoreUnavailable)), errors[0])
             await asyncio.to_thread(_apply_dir_modes, staging, manifest.entries)
             await asyncio.to_thread(localfs.swap_in, staging, self.state_dir)
         except BaseException:
-            await asyncio.to_thread(_remove_tree, staging)
+            await asyncio.to_thread(localfs.remove_tree, staging)
             raise
         return len(files), sum(e.size for e in files)
 
     async def _restore_file(
-        self, staging: Path, entry: Entry, chunk_size: int, gate: asyncio.Semaphore
+        self,
+        staging: Path,
+        entry: Entry,
+        chunk_size: int,
+        gate: asyncio.Semaphore,
+        failed: asyncio.Event,
     ) -> None:
+        # Each chunk is appended by one thread call that opens and closes the file itself, so
+        # no descriptor is ever shared across an await (a cancelled await must not leave a
+        # thread writing to a descriptor number that has since been reused).
+        path = staging / entry.path
         async with gate:
-            fd = await asyncio.to_thread(localfs.create_file, staging / entry.path)
             try:
+                await asyncio.to_thread(localfs.create_file, path)
                 written = 0
                 for index, ident in enumerate(entry.blobs):
+                    if failed.is_set():
+                        return
                     obj = await self.store.get(blob_key(ident))
                     if obj is None:
                         raise SnapshotError(f"{entry.path}: blob {ident} is missing")
@@ -317,11 +338,12 @@ class SnapshotManager:
                             f"{entry.path}: chunk {index} holds {len(data)} bytes, "
                             f"the manifest says {expected}"
                         )
-                    await asyncio.to_thread(_write_all, fd, data)
+                    await asyncio.to_thread(localfs.append, path, data)
                     written += len(data)
-                await asyncio.to_thread(_finish_file, fd, entry.mode)
-            finally:
-                os.close(fd)
+                await asyncio.to_thread(localfs.finish_file, path, entry.mode)
+            except BaseException:
+                failed.set()
+                raise
 
     def _adopt(
         self, etag: str | None, manifest: Manifest | None, chain: tuple[Summary, ...]
@@ -610,28 +632,7 @@ def _blobs_of(entries: Sequence[Entry]) -> frozenset[str]:
     return frozenset(ident for entry in entries for ident in entry.blobs)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _finish_file(fd: int, mode: int) -> None:
-    os.fsync(fd)
-    os.fchmod(fd, mode)
-
-
 def _apply_dir_modes(staging: Path, entries: Sequence[Entry]) -> None:
     # Deepest first, so a read-only directory does not block setting its children.
     for entry in sorted((e for e in entries if e.kind == "dir"), key=lambda e: -e.path.count("/")):
         os.chmod(staging / entry.path, entry.mode, follow_symlinks=False)
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    for root, dirs, _files in os.walk(path):
-        for name in dirs:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.join(root, name), 0o700)
-    shutil.rmtree(path, ignore_errors=True)
