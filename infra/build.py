@@ -6,9 +6,9 @@ inputs (no diff, no rebuild) and a changed file gives a new hash.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable
@@ -28,7 +28,7 @@ class BuildError(Exception):
 
 
 def _files(
-    root: Path, include: Iterable[str] | None = None, ignore: list[str] | None = None
+    root: Path, include: Iterable[str] | None = None, skip: Callable[[str], bool] | None = None
 ) -> list[Path]:
     starts = [root / name for name in include] if include else [root]
     found: list[Path] = []
@@ -39,51 +39,83 @@ def _files(
         if not start.is_dir():
             continue
         for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = sorted(
-                d for d in dirnames if d not in _SKIP_DIRS and not d.endswith(".egg-info")
-            )
+            dirnames[:] = sorted(dirnames)
             for f in sorted(filenames):
                 path = Path(dirpath) / f
-                rel = path.relative_to(root).as_posix()
-                if f.endswith(_SKIP_SUFFIXES) or any(fnmatch.fnmatch(rel, p) for p in ignore or []):
-                    continue
-                found.append(path)
+                if skip is None or not skip(path.relative_to(root).as_posix()):
+                    found.append(path)
     return sorted(found)
+
+
+def _generated(rel: str) -> bool:
+    """Build and tool output inside a source tree (never an input of the Worker bundle)."""
+    parts = rel.split("/")
+    return rel.endswith(_SKIP_SUFFIXES) or any(
+        p in _SKIP_DIRS or p.endswith(".egg-info") for p in parts[:-1]
+    )
 
 
 def tree_hash(
     root: Path,
     include: Iterable[str] | None = None,
-    ignore: list[str] | None = None,
+    skip: Callable[[str], bool] | None = _generated,
     extra: str = "",
 ) -> str:
     """SHA-256 over relative paths, modes and contents (not mtimes: checkouts change those)."""
     h = hashlib.sha256(extra.encode())
-    for path in _files(root, include, ignore):
+    for path in _files(root, include, skip):
         h.update(path.relative_to(root).as_posix().encode() + b"\0")
         h.update(b"x" if os.access(path, os.X_OK) else b"-")
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
 
 
-def dockerignore(context: Path) -> list[str]:
+def _docker_pattern(pattern: str) -> re.Pattern[str]:
+    """Docker's .dockerignore match (Go filepath.Match plus `**`), as a regex."""
+    out, i = "", 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out, i = out + "(.*/)?", i + 3  # any number of directories, including none
+            continue
+        if pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+            continue
+        out += {"*": "[^/]*", "?": "[^/]"}.get(c, re.escape(c))
+        i += 1
+    return re.compile(f"^{out}$")
+
+
+def dockerignore(context: Path) -> Callable[[str], bool] | None:
+    """A predicate for files Docker leaves out of the build context, or None.
+
+    The fingerprint must change whenever Docker's context does (else a rebuild would push with
+    stale registry credentials), so this errs on the side of including: with any `!` exception
+    in the file nothing is treated as ignored.
+    """
     path = context / ".dockerignore"
     if not path.exists():
-        return []
-    patterns = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", "!")):
-            patterns.append(line.rstrip("/"))
-            patterns.append(line.rstrip("/") + "/*")
-    return patterns
+        return None
+    lines = [ln.strip() for ln in path.read_text().splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    if any(ln.startswith("!") for ln in lines):
+        return None
+    patterns = [_docker_pattern(os.path.normpath(ln).lstrip("/")) for ln in lines]
+
+    def ignored(rel: str) -> bool:
+        parts = rel.split("/")
+        # Docker drops a path when the pattern matches it or any directory above it.
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        return any(p.match(prefix) for p in patterns for prefix in prefixes)
+
+    return ignored
 
 
 def image_fingerprint(context: Path, openclaw_version: str, platform: str) -> str:
     """Hash of what decides the sandbox image: its build context, OpenClaw pin and platform."""
     if not (context / "Dockerfile").is_file():
         raise BuildError(f"no Dockerfile in {context}; the sandbox image is built from it")
-    return tree_hash(context, ignore=dockerignore(context), extra=f"{openclaw_version}|{platform}")
+    return tree_hash(context, skip=dockerignore(context), extra=f"{openclaw_version}|{platform}")
 
 
 @dataclass(frozen=True)

@@ -119,3 +119,23 @@ def test_wrangler_bundler_runs_wrangler_dry_run_from_a_relative_dir(
     assert args[0] == str(tree.resolve())
     assert args[1:4] == ["deploy", "--dry-run", "--outdir"]
     assert bundle.main_module == "index.js"
+
+
+def test_dockerignore_matches_like_docker(tmp_path: Path) -> None:
+    (tmp_path / ".dockerignore").write_text("# comment\n*.log\n**/__pycache__\nbuild/\n")
+    ignored = build.dockerignore(tmp_path)
+    assert ignored is not None
+    assert ignored("debug.log") and not ignored("sub/debug.log")  # `*` stays in one directory
+    assert ignored("__pycache__/x.pyc") and ignored("a/b/__pycache__/x.pyc")
+    assert ignored("build/out.bin") and not ignored("src/build.py")
+    (tmp_path / ".dockerignore").write_text("*.log\n!keep.log\n")
+    assert build.dockerignore(tmp_path) is None  # exceptions: include everything, to be safe
+
+
+def test_a_file_docker_would_send_always_changes_the_fingerprint(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / ".dockerignore").write_text("*.log\n")
+    base = build.image_fingerprint(tmp_path, "1.2.3", "linux/amd64")
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "app.log").write_text("docker sends nested .log files\n")
+    assert build.image_fingerprint(tmp_path, "1.2.3", "linux/amd64") != base
