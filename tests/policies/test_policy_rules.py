@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from pulumi_policy import ReportViolation, ResourceValidationArgs
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from policies import rules
+from policies.rules import ResourceCheck
 from policies.stack_profile import StackProfile
 from tests.policies.policy_fakes import (
     ACCOUNT,
@@ -35,11 +35,9 @@ from tests.policies.policy_fakes import (
 PROD = StackProfile.of("moltworker", "prod")
 DEV = StackProfile.of("moltworker", "dev", ephemeral=True, workers_subdomain="your-subdomain")
 
-ResourceRule = Callable[[ResourceValidationArgs, ReportViolation, StackProfile], None]
-
 
 def check_resource(
-    rule: ResourceRule,
+    rule: ResourceCheck,
     res: Res,
     stack: StackProfile = PROD,
     config: Mapping[str, Any] | None = None,
