@@ -25,6 +25,8 @@ import yaml
 
 from infra import settings
 from infra.dynamic import cf
+from infra.permissions import AI_GATEWAY_RUN as AI_GROUP
+from infra.permissions import R2_BUCKET_ITEM_WRITE as R2_GROUP
 
 ROOT = Path(__file__).resolve().parent.parent
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
@@ -274,6 +276,26 @@ def check_account(
             },
         ),
     ]
+    probes += [
+        (
+            "Access applications",
+            lambda: c.zero_trust.access.applications.list(account_id=account_id),
+            "Access: Apps and Policies Write",
+            {},
+        ),
+        (
+            "AI Gateway",
+            lambda: c.ai_gateway.list(account_id=account_id),
+            "AI Gateway Edit",
+            {},
+        ),
+        (
+            "token permission groups",
+            lambda: list(c.accounts.tokens.permission_groups.list(account_id=account_id)),
+            "Account API Tokens Write",
+            {},
+        ),
+    ]
     for name, probe, permission, known in probes:
         try:
             result = probe()
@@ -293,6 +315,15 @@ def check_account(
             findings.append(Finding(False, cf.explain(err, f"check {name}", permission).args[0]))
             continue
         findings.append(Finding(True, f"{name} available"))
+        if name == "token permission groups":
+            names = {getattr(g, "name", None) for g in result}
+            missing = [g for g in (R2_GROUP, AI_GROUP) if g not in names]
+            if missing:
+                findings[-1] = Finding(
+                    False,
+                    f"the account lists no permission group {missing}; the program scopes its "
+                    "tokens with them (is R2 / AI Gateway enabled on the account?)",
+                )
         if name == "workers.dev subdomain" and workers_subdomain:
             actual = getattr(result, "subdomain", None)
             if actual and actual != workers_subdomain:

@@ -39,15 +39,6 @@ _SLEEP_AFTER = re.compile(r"^([1-9]\d*[smh]|never)$")
 _CRON = re.compile(r"^\S+ \S+ \S+ \S+ \S+$")
 _WORKER_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
-# Secret config keys -> the Worker secret they feed. Any of them given in plain text is an error.
-SECRET_KEYS = (
-    "anthropicApiKey",
-    "openaiApiKey",
-    "telegramBotToken",
-    "discordBotToken",
-    "slackBotToken",
-    "slackAppToken",
-)
 # The Cloudflare API token lives in the provider's own namespace so one value serves both the
 # cloudflare provider and this program's dynamic providers.
 CLOUDFLARE_TOKEN_KEY = "cloudflare:apiToken"  # noqa: S105 - a key name, not a value

@@ -52,7 +52,15 @@ class CloudflareSim:
     failures: list[Failure] = field(default_factory=list)
     # Account features the doctor checks; switch off to simulate a half-set-up account.
     token_permissions: set[str] = field(
-        default_factory=lambda: {"r2", "workers", "containers", "access", "tokens"}
+        default_factory=lambda: {"r2", "workers", "containers", "access", "tokens", "ai"}
+    )
+    permission_groups: list[str] = field(
+        default_factory=lambda: [
+            "Workers R2 Storage Bucket Item Write",
+            "Workers R2 Storage Bucket Item Read",
+            "AI Gateway Run",
+            "AI Gateway Read",
+        ]
     )
     workers_subdomain: str | None = "alice"
     access_team: str | None = "alice-team"
@@ -135,6 +143,9 @@ class CloudflareSim:
             ("GET", rf"{acct}/r2/buckets", self._r2_buckets),
             ("GET", rf"{acct}/workers/subdomain", self._subdomain),
             ("GET", rf"{acct}/access/organizations", self._access_org),
+            ("GET", rf"{acct}/access/apps", self._access_apps),
+            ("GET", rf"{acct}/ai-gateway/gateways", self._gateways),
+            ("GET", rf"{acct}/tokens/permission_groups", self._permission_groups),
         ]
 
     def _account(self, account: str) -> httpx.Response | None:
@@ -312,6 +323,25 @@ class CloudflareSim:
             }
         )
 
+    def _access_apps(self, _body: Any, account: str) -> httpx.Response:
+        if err := self._account(account) or self._needs("access"):
+            return err
+        return _page([])
+
+    def _gateways(self, _body: Any, account: str) -> httpx.Response:
+        if err := self._account(account) or self._needs("ai"):
+            return err
+        return _page([])
+
+    def _permission_groups(self, _body: Any, account: str) -> httpx.Response:
+        if err := self._account(account) or self._needs("tokens"):
+            return err
+        groups = [
+            {"id": f"pg-{i}", "name": name, "scopes": ["com.cloudflare.api.account"]}
+            for i, name in enumerate(self.permission_groups)
+        ]
+        return _ok(groups)
+
 
 def _check_app_body(body: Any) -> list[str]:
     if not isinstance(body, dict):
@@ -336,6 +366,14 @@ def _check_app_body(body: Any) -> list[str]:
 def _ok(result: Any) -> httpx.Response:
     return httpx.Response(
         200, json={"success": True, "errors": [], "messages": [], "result": result}
+    )
+
+
+def _page(items: list[Any]) -> httpx.Response:
+    info = {"page": 1, "per_page": 50, "count": len(items), "total_count": len(items)}
+    return httpx.Response(
+        200,
+        json={"success": True, "errors": [], "messages": [], "result": items, "result_info": info},
     )
 
 

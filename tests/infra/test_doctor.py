@@ -128,6 +128,12 @@ def test_missing_tools_and_daemon(sim: CloudflareSim) -> None:
             "lacks the 'Containers Write' permission",
         ),
         (lambda s: setattr(s, "token_status", "expired"), "the API token is expired"),
+        (lambda s: s.token_permissions.discard("ai"), "lacks the 'AI Gateway Edit' permission"),
+        (lambda s: s.token_permissions.discard("tokens"), "'Account API Tokens Write'"),
+        (
+            lambda s: s.permission_groups.remove("AI Gateway Run"),
+            "no permission group ['AI Gateway Run']",
+        ),
     ],
 )
 def test_account_problems_are_named_with_the_fix(
