@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from infra import settings
+from infra import settings, worker
 from infra.settings import SettingsError
 from policies.stack_profile import PRODUCTION_STACK
 from tests.infra.harness import TEST_SECRETS, run_program_full
@@ -62,6 +62,13 @@ def test_example_stack_passes_every_rule(stack: str) -> None:
 def test_the_pack_and_the_program_agree_on_production_names() -> None:
     # The program refuses `ephemeral` on these names; the pack never treats them as ephemeral.
     assert PRODUCTION_STACK.pattern == settings.PROD_STACK.pattern
+
+
+@pytest.mark.parametrize("name", sorted(worker.LOCAL_ONLY))
+def test_every_local_only_binding_the_program_refuses_is_refused_by_the_pack(name: str) -> None:
+    findings = _mutated("prod", lambda run: _set_var(run, name, "http://127.0.0.1:8788"))
+    # LOCAL_ADMIN_TOKEN in plain text is also a plain-text secret; that rule may fire as well.
+    assert any(f.policy == "no-dev-switches" and repr(name) in f.message for f in findings)
 
 
 def test_examples_read_as_the_stacks_they_are() -> None:
