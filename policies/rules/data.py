@@ -19,6 +19,7 @@ from policies import resources as r
 from policies.rules.common import config_of, string_set
 from policies.stack_profile import StackProfile
 
+# The runtime's unlinked objects (docs/interfaces.md): the only prefix a lifecycle may expire.
 TRASH_PREFIX = "trash/"
 
 
@@ -99,9 +100,6 @@ def _kept_data_kind(resource_type: str, name: str) -> str | None:
     if resource_type == r.RANDOM_BYTES and name.endswith("snapshot-key"):
         return "snapshot key"
     return None
-
-
-TRASH_PREFIX = "trash/"
 
 
 def expected_bucket_name(stack: StackProfile, config: Mapping[str, Any]) -> str:
