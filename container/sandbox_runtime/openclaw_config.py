@@ -33,6 +33,10 @@ def render(settings: Settings) -> dict[str, Any]:
         "port": settings.gateway_port,
         "bind": settings.bind,
         "auth": {"mode": "token", "token": env_ref("OPENCLAW_GATEWAY_TOKEN")},
+        # Every browser reaches the gateway through the Worker, from loopback (local run) or the
+        # container proxy, so "local" never means "the owner at the console": OpenClaw's silent
+        # local pairing would approve any holder of the gateway token without the admin.
+        "nodes": {"pairing": {"autoApproveLocal": False}},
     }
     if settings.trusted_proxies:
         gateway["trustedProxies"] = list(settings.trusted_proxies)

@@ -63,6 +63,8 @@ async def test_full_env_renders_a_config_openclaw_accepts(tmp_path: Path) -> Non
     assert channels["slack"]["appToken"]["id"] == "SLACK_APP_TOKEN"
     assert config["gateway"]["trustedProxies"] == ["10.0.0.0/8", "fd00::/8"]
     assert config["gateway"]["controlUi"]["allowedOrigins"] == ["https://molt.example.com"]
+    # Browsers arrive through the Worker from a local address: pairing must still need the admin.
+    assert config["gateway"]["nodes"]["pairing"]["autoApproveLocal"] is False
     profile = config["browser"]["profiles"][config["browser"]["defaultProfile"]]
     assert profile == {"cdpUrl": f"http://127.0.0.1:{env['MOLT_CDP_PORT']}", "attachOnly": True}
 

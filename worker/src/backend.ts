@@ -63,10 +63,26 @@ const CREDENTIAL_HEADERS = [
 	"Cf-Access-Client-Secret",
 ];
 const CREDENTIAL_COOKIES = new Set(["CF_Authorization", "molt_admin"]);
+/**
+ * Client-address headers. OpenClaw refuses a connection that carries them from a peer outside
+ * `gateway.trustedProxies` (`proxy_attribution_required`), and the container proxy's address is
+ * not ours to pin; without them every browser is a remote client that must pair, which is the
+ * product's rule anyway.
+ */
+const CLIENT_ADDRESS_HEADERS = [
+	"Forwarded",
+	"X-Forwarded-For",
+	"X-Forwarded-Host",
+	"X-Forwarded-Proto",
+	"X-Real-IP",
+	"CF-Connecting-IP",
+	"True-Client-IP",
+];
 
-export function withoutAdminCredentials(headers: Headers): Headers {
+/** The request headers the gateway may see: no admin credentials, no client-address claims. */
+export function headersForGateway(headers: Headers): Headers {
 	const copy = new Headers(headers);
-	for (const name of CREDENTIAL_HEADERS) copy.delete(name);
+	for (const name of [...CREDENTIAL_HEADERS, ...CLIENT_ADDRESS_HEADERS]) copy.delete(name);
 	const cookie = copy.get("Cookie");
 	if (cookie) {
 		const kept = cookie

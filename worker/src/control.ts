@@ -13,7 +13,7 @@ const encoder = new TextEncoder();
 
 export function controlSecretProblem(secret: string | undefined): string | undefined {
 	if (!secret) {
-		return "The Worker secret MOLT_CONTROL_SECRET is not set: pulumi up sets it; for the local run put it in worker/.dev.vars.";
+		return "The Worker secret MOLT_CONTROL_SECRET is not set: pulumi up sets it; `make dev` writes it into .cache/devstack/worker.env.";
 	}
 	if (encoder.encode(secret).byteLength < MIN_CONTROL_SECRET_BYTES) {
 		return "The Worker secret MOLT_CONTROL_SECRET is shorter than 32 bytes: generate a longer random value.";

@@ -4,8 +4,8 @@ import {
 	type Backend,
 	type BootState,
 	type BrowserSource,
+	headersForGateway,
 	socketFrom,
-	withoutAdminCredentials,
 } from "./backend";
 import { isLoopbackHost, type LocalConfig } from "./local";
 import { UpstreamNotReady } from "./wsproxy";
@@ -44,7 +44,7 @@ export class LocalBackend implements Backend {
 		return this.fetchFn(
 			new Request(url, {
 				method: request.method,
-				headers: withoutAdminCredentials(request.headers),
+				headers: headersForGateway(request.headers),
 				body: request.body,
 				redirect: "manual",
 			}),
@@ -53,7 +53,7 @@ export class LocalBackend implements Backend {
 
 	async gatewaySocket(request: Request): Promise<WebSocket> {
 		const url = targetUrl(this.config.gateway, new URL(request.url));
-		const headers = withoutAdminCredentials(request.headers);
+		const headers = headersForGateway(request.headers);
 		headers.set("Upgrade", "websocket");
 		const response = await this.fetchFn(url, { headers });
 		if (response.status === 503) throw new UpstreamNotReady("gateway not ready");

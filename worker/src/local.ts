@@ -65,7 +65,7 @@ export function localConfig(env: AppEnv, requestUrl: URL): LocalConfig | { error
 	if (!adminToken || adminToken.length < 16) {
 		return {
 			error:
-				"LOCAL_ADMIN_TOKEN is not set or shorter than 16 characters: put a random value in worker/.dev.vars.",
+				"LOCAL_ADMIN_TOKEN is not set or shorter than 16 characters: `make dev` generates one (.cache/local/admin-token).",
 		};
 	}
 	return { gateway, control, cdp, adminToken };

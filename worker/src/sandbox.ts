@@ -8,8 +8,8 @@ import {
 	type Backend,
 	BackendUnavailable,
 	type BootState,
+	headersForGateway,
 	socketFrom,
-	withoutAdminCredentials,
 } from "./backend";
 import { containerEnv, parseSleepAfter } from "./container-env";
 import { type AppEnv, CONTROL_PORT, GATEWAY_PORT } from "./env";
@@ -143,13 +143,13 @@ export class ContainerBackend implements Backend {
 	}
 
 	gatewayFetch(request: Request): Promise<Response> {
-		const forwarded = new Request(request, { headers: withoutAdminCredentials(request.headers) });
+		const forwarded = new Request(request, { headers: headersForGateway(request.headers) });
 		return this.stub.fetch(switchPort(forwarded, GATEWAY_PORT));
 	}
 
 	async gatewaySocket(request: Request): Promise<WebSocket> {
 		const forwarded = new Request(request.url, {
-			headers: withoutAdminCredentials(request.headers),
+			headers: headersForGateway(request.headers),
 		});
 		const response = await this.stub.fetch(switchPort(forwarded, GATEWAY_PORT));
 		if (response.status === 503) throw new UpstreamNotReady("container not ready");

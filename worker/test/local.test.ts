@@ -107,13 +107,16 @@ describe("loopback rule", () => {
 });
 
 describe("local backend", () => {
-	it("proxies the gateway to loopback without admin credentials", async () => {
+	it("proxies the gateway to loopback without admin credentials or client-address headers", async () => {
 		const { handle, seen } = loopback();
 		const response = await handle(
 			new Request(`${LOCAL}/ui/index.html?lang=en`, {
 				headers: {
 					Cookie: `molt_admin=abc; CF_Authorization=def; theme=dark`,
 					"Cf-Access-Jwt-Assertion": "x",
+					"X-Forwarded-For": "203.0.113.9",
+					Forwarded: "for=203.0.113.9",
+					"X-Real-IP": "203.0.113.9",
 				},
 			}),
 			localEnv(),
@@ -124,6 +127,9 @@ describe("local backend", () => {
 		expect(upstream?.url).toBe("http://127.0.0.1:18789/ui/index.html?lang=en");
 		expect(upstream?.headers.get("Cookie")).toBe("theme=dark");
 		expect(upstream?.headers.get("Cf-Access-Jwt-Assertion")).toBeNull();
+		for (const name of ["X-Forwarded-For", "Forwarded", "X-Real-IP"]) {
+			expect(upstream?.headers.get(name), name).toBeNull();
+		}
 	});
 
 	it("shows the runtime's boot phase while it restores", async () => {

@@ -21,7 +21,7 @@ const FORM = `<!doctype html>
 <body>
 <main>
 <h1>Local admin sign-in</h1>
-<p>Enter the LOCAL_ADMIN_TOKEN from worker/.dev.vars.</p>
+<p>Enter the admin token that <code>make dev</code> stored in .cache/local/admin-token.</p>
 <form method="post" action="/_admin/login">
 <label for="token">Admin token</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required>
