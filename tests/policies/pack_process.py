@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +27,11 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from tests.policies.policy_harness import Recorded, wire
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
+# The pack serves until it is killed; if the test process dies without cleaning up (a hard
+# timeout), the kernel ends the pack too instead of leaving it running on a shared machine.
+# util-linux's setpriv is part of every Debian system; without it, cleanup is __exit__'s alone.
+_SETPRIV = shutil.which("setpriv")
+_DIE_WITH_PARENT = [_SETPRIV, "--pdeathsig", "TERM", "--"] if _SETPRIV else []
 START_TIMEOUT_S = 60.0
 CALL_TIMEOUT_S = 30.0
 
@@ -52,7 +58,7 @@ class PackProcess:
         )
         # The engine address is unused by the pack unless it has to log; nothing listens there.
         self.process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:9", "."],
+            [*_DIE_WITH_PARENT, sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:9", "."],
             cwd=self.pack_dir,
             env=env,
             stdout=subprocess.PIPE,
