@@ -152,7 +152,8 @@ RULES: tuple[Rule, ...] = (
     ResourceRule(
         name="secrets-in-secret-bindings",
         description=(
-            "Every secret the Worker receives is a secret_text binding, never plain text."
+            "Every secret the Worker receives is a secret_text binding, never plain text, and "
+            "none is baked into the sandbox image as a build argument."
         ),
         check=secrets_in_secret_bindings,
     ),

@@ -68,7 +68,20 @@ def secrets_in_secret_bindings(
     args: ResourceValidationArgs, report: ReportViolation, _stack: StackProfile
 ) -> None:
     """Every secret the Worker receives is a `secret_text` binding, never plain text (plain-text
-    bindings are shown to anyone who can read the Worker's settings)."""
+    bindings are shown to anyone who can read the Worker's settings), and no secret is baked
+    into the sandbox image as a build argument (those stay readable in the image history)."""
+    if args.resource_type == r.DOCKER_IMAGE:
+        build_args = r.mapping(r.prop(args.props, "buildArgs", "build_args"))
+        for name, value in build_args.items():
+            reason = _secret_reason(name, value if isinstance(value, str) else "")
+            if reason is not None:
+                report(
+                    f"Image '{args.name}' build argument {name!r} looks like a secret ({reason}), "
+                    "and build arguments stay readable in the image history: pass it to the "
+                    "container at start as a Worker secret instead, and rotate it.",
+                    None,
+                )
+        return
     if args.resource_type not in r.WORKER_SCRIPTS:
         return
     for binding in r.worker_bindings(args.props):
@@ -76,9 +89,7 @@ def secrets_in_secret_bindings(
         if kind not in ("plain_text", "json"):
             continue
         name = str(r.prop(binding, "name") or "")
-        text = r.binding_text(binding) or ""
-        reason = "its name says it holds a secret" if is_secret_name(name) else None
-        reason = reason or secret_shape(text)
+        reason = _secret_reason(name, r.binding_text(binding) or "")
         if reason is not None:
             report(
                 f"Worker '{args.name}' binding {name!r} is {kind}, but {reason}: declare it as "
@@ -86,6 +97,12 @@ def secrets_in_secret_bindings(
                 "...`), and rotate the value if it was ever deployed in plain text.",
                 None,
             )
+
+
+def _secret_reason(name: str, value: str) -> str | None:
+    if is_secret_name(name):
+        return "its name says it holds a secret"
+    return secret_shape(value)
 
 
 def sleep_never_cost(

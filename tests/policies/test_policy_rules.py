@@ -599,6 +599,27 @@ def test_secret_inside_a_json_binding_is_refused() -> None:
     only(check_resource(rules.secrets_in_secret_bindings, res), "'CHANNELS' is json")
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "described"),
+    [
+        ("ANTHROPIC_API_KEY", "configured", "its name says it holds a secret"),
+        ("EXTRA", FAKE_TELEGRAM, "a Telegram bot token"),
+    ],
+    ids=["by-name", "by-value"],
+)
+def test_secret_build_argument_is_refused(name: str, value: str, described: str) -> None:
+    image = find(compliant_stack(), "sandbox-image")
+    image.props["buildArgs"][name] = value
+    found = check_resource(rules.secrets_in_secret_bindings, image)
+    only(found, f"build argument {name!r}", described, "image history")
+    assert value not in found.messages[0]
+
+
+def test_the_openclaw_version_build_argument_is_no_secret() -> None:
+    image = find(compliant_stack(), "sandbox-image")
+    assert check_resource(rules.secrets_in_secret_bindings, image) == []
+
+
 def test_secret_text_bindings_may_hold_anything() -> None:
     res = version("prod", binding("EXTRA_TOKEN", "secret_text", FAKE_ANTHROPIC))
     assert check_resource(rules.secrets_in_secret_bindings, res) == []

@@ -226,6 +226,12 @@ def _local_backend(run: StackRun) -> None:
     _set_var(run, "MOLT_LOCAL_BACKEND", "1")
 
 
+def _bake_key_into_image(run: StackRun) -> None:
+    run.one(IMAGE).props["buildArgs"]["ANTHROPIC_API_KEY"] = TEST_SECRETS[
+        "moltworker:anthropicApiKey"
+    ]
+
+
 def _plain_text_secret(run: StackRun) -> None:
     for b in _bindings(run):
         if b["name"] == "ANTHROPIC_API_KEY":
@@ -249,6 +255,7 @@ def _plain_text_secret(run: StackRun) -> None:
         (_float_openclaw, "pinned-versions", "builds OpenClaw 'latest'"),
         (_local_backend, "no-dev-switches", "'MOLT_LOCAL_BACKEND'"),
         (_plain_text_secret, "secrets-in-secret-bindings", "'ANTHROPIC_API_KEY' is plain_text"),
+        (_bake_key_into_image, "secrets-in-secret-bindings", "build argument 'ANTHROPIC_API_KEY'"),
     ],
 )
 def test_mutated_prod_stack_is_refused(
