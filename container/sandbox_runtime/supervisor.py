@@ -131,12 +131,14 @@ class Supervisor:
         log.info("installed skills: %s", ", ".join(p.name for p in installed))
         path = write_config(s, render(s))
         log.info("rendered OpenClaw config to %s (mode 0600)", path)
-        issues = await self.cli.validate_config()
+        # Both are node start-ups (seconds on a small instance); they need not wait for each other.
+        issues, self._openclaw_version = await asyncio.gather(
+            self.cli.validate_config(), self._read_openclaw_version()
+        )
         if issues:
             for issue in issues:
                 log.error("OpenClaw rejected the rendered config: %s", issue)
             return EXIT_CONFIG
-        self._openclaw_version = await self._read_openclaw_version()
         await self._serve_cdp()
 
         gateway_task = asyncio.create_task(self.gateway.run())
@@ -240,5 +242,7 @@ class Supervisor:
                 "restarts": self.gateway.restarts,
             },
             "snapshot": snap,
-            "version": {"runtime": runtime_version(), "openclaw": self._openclaw_version},
+            # One display string: the admin UI shows it as is.
+            "version": f"sandbox-runtime {runtime_version()}, "
+            f"openclaw {self._openclaw_version or 'unknown'}",
         }
