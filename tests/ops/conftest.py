@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import secrets
 from collections.abc import Callable, Iterator
 
@@ -8,10 +9,19 @@ import boto3.session
 import pytest
 from botocore.config import Config as BotoConfig
 from moto.server import ThreadedMotoServer
-from ops_fakes import Cli, MemoryPulumi
+from ops_fakes import Cli, MemoryPulumi, current_event_loop
 
 from ops.__main__ import Deps
 from ops.errors import Console
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_event_loop() -> Iterator[None]:
+    # The commands call asyncio.run(), which leaves the thread without a current loop; later
+    # tests elsewhere (Pulumi's mocks) expect the one they had, so it is put back.
+    before = current_event_loop()
+    yield
+    asyncio.set_event_loop(before)
 
 
 @pytest.fixture

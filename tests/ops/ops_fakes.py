@@ -7,6 +7,7 @@ asked for, which is what the command logic under test decides.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,3 +106,11 @@ class Cli:
         self.deps.out, self.deps.err = out, err
         code = main(list(argv), self.deps)
         return Run(code, out.getvalue(), err.getvalue())
+
+
+def current_event_loop() -> asyncio.AbstractEventLoop | None:
+    """The thread's current event loop, or None when asyncio.run() left it unset."""
+    try:
+        return asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        return None

@@ -8,11 +8,13 @@ Access service token.
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from ops_fakes import current_event_loop
 
 from tests.infra import harness
 
@@ -37,12 +39,19 @@ def _review_config(original: Callable[[str], dict[str, str]]) -> Callable[[str],
 def runs() -> dict[str, Any]:
     original = harness.stack_config
     harness.stack_config = _review_config(original)
+    # Pulumi's mocks use the thread's current event loop; an earlier asyncio.run() may have left
+    # none set. Use a private one and put back whatever was there.
+    previous = current_event_loop()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             return {stack: harness.run_program_full(stack) for stack in STACKS}
     finally:
         harness.stack_config = original
+        asyncio.set_event_loop(previous)
+        loop.close()
 
 
 def physical_names(run: Any) -> dict[str, list[str]]:
