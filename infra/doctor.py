@@ -184,10 +184,12 @@ _ASSIGNMENT = re.compile(r"^\s*(export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*[=:]")
 
 def check_secrets(config: StackConfig) -> list[Finding]:
     findings: list[Finding] = []
+    checked = 0
     for key, (what, fmt) in SECRET_FORMATS.items():
         value = config.values.get(key)
         if value is None or key in config.unreadable_secrets:
             continue
+        checked += 1
         fix = f"set it again: `pulumi config set --secret {key}` and paste only the value"
         if value != value.strip() or value[:1] in "\"'":
             findings.append(Finding(False, f"{key}: has surrounding spaces or quotes; {fix}"))
@@ -210,7 +212,10 @@ def check_secrets(config: StackConfig) -> list[Finding]:
             else:
                 findings.append(Finding(False, f"{key}: does not look like {what}; {fix}"))
     if not findings:
-        findings.append(Finding(True, "secrets look like what their names say"))
+        if checked:
+            findings.append(Finding(True, f"{checked} secret(s) look like what their names say"))
+        else:
+            findings.append(Finding(True, "no readable secrets to check", warning=True))
     return findings
 
 
@@ -373,7 +378,7 @@ def run_checks(
     findings += check_secrets(config)
     token = config.values.get(settings.CLOUDFLARE_TOKEN_KEY)
     account_id = config.values.get(f"{settings.PROJECT}:accountId", "")
-    if settings.CLOUDFLARE_TOKEN_KEY in config.unreadable_secrets or not token:
+    if settings.CLOUDFLARE_TOKEN_KEY in config.unreadable_secrets:
         findings.append(
             Finding(
                 False,
@@ -381,6 +386,8 @@ def run_checks(
                 "Pulumi CLI is missing; install the CLI or export CLOUDFLARE_API_TOKEN",
             )
         )
+    elif not token:
+        findings.append(Finding(False, "cannot check the account without an API token (above)"))
     elif re.fullmatch(r"[0-9a-f]{32}", account_id):
         subdomain = config.values.get(f"{settings.PROJECT}:workersSubdomain", "")
         findings += check_account(token, account_id, subdomain, http_client_factory)

@@ -15,11 +15,13 @@ inputs, so two runs with the same config give identical inputs (the no-perpetual
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import hashlib
 import json
 import logging
 import runpy
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -246,6 +248,7 @@ def fixtures() -> Path:
     global _FIXTURES
     if _FIXTURES is None:
         root = Path(tempfile.mkdtemp(prefix="moltworker-infra-fixtures-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
         (root / "worker" / "src").mkdir(parents=True)
         (root / "worker" / "public").mkdir()
         (root / "worker" / "src" / "index.ts").write_text("export default {};\n")
