@@ -35,6 +35,11 @@ PROBE_FAILURES_BEFORE_RESTART = 6
 STOP_GRACE_S = 20.0
 
 
+def backoff_delay(failures: int) -> float:
+    """Seconds to wait before the next start after `failures` consecutive failed runs."""
+    return min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2 ** max(0, min(failures - 1, 16)))
+
+
 class Gateway:
     def __init__(self, settings: Settings, redactor: Redactor) -> None:
         self.settings = settings
@@ -83,7 +88,7 @@ class Gateway:
                     continue
                 stable = became_ready and time.monotonic() - started >= STABLE_AFTER_S
                 failures = 1 if stable else failures + 1
-                delay = min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2 ** (failures - 1))
+                delay = backoff_delay(failures)
                 self.state = "backoff"
                 log.warning(
                     "gateway exited; restart %d in %.0fs (consecutive failures: %d)",
