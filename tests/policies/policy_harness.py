@@ -129,7 +129,8 @@ def evaluate(
     findings: list[Finding] = []
     stack_resources = _policy_resources(run.resources)
     for policy in build_policies(lambda: run.profile):
-        level = policy.enforcement_level.value if policy.enforcement_level else "advisory"
+        # A policy without its own level takes the pack's (MANDATORY in policies/__main__.py).
+        level = policy.enforcement_level.value if policy.enforcement_level else "mandatory"
         own = config.get(policy.name)
 
         def collector(
