@@ -11,6 +11,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import sandbox_runtime.snapshots.scan as scan
 from sandbox_runtime.snapshots import (
     ConfigError,
     HeadConflict,
@@ -94,19 +95,17 @@ async def test_sqlite_is_detected_by_header_not_name(store: DirStore, state: Pat
     writer = manager(store, state)
     await writer.restore()
     copied: list[str] = []
-    import sandbox_runtime.snapshots.scan as scan
+    original = scan._backup_sqlite
 
-    original = scan._read_sqlite
-
-    def spy(path: Path, *args: object, **kwargs: object) -> tuple[int, list[str]]:
+    def spy(path: Path, scratch: Path) -> Path | None:
         copied.append(path.name)
-        return original(path, *args, **kwargs)  # type: ignore[arg-type]
+        return original(path, scratch)
 
-    scan._read_sqlite = spy  # type: ignore[assignment]
+    scan._backup_sqlite = spy
     try:
         await writer.snapshot("test")
     finally:
-        scan._read_sqlite = original
+        scan._backup_sqlite = original
     assert sorted(copied) == ["data.bin", "openclaw.sqlite"]
 
 
@@ -634,3 +633,50 @@ async def test_read_only_directories_round_trip_and_are_replaced_cleanly(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     locked.chmod(0o700)
     sealed.chmod(0o700)
+
+
+def renew_lease(state: Path, expires: int) -> None:
+    db = sqlite3.connect(state / "state" / "openclaw.sqlite")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS state_leases (lease_key TEXT PRIMARY KEY, owner TEXT, "
+        "expires_at INTEGER)"
+    )
+    db.execute(
+        "INSERT OR REPLACE INTO state_leases VALUES ('gateway-owner', 'pid 7', ?)", (expires,)
+    )
+    db.commit()
+    db.close()
+
+
+async def test_lease_renewals_alone_write_nothing(
+    store: DirStore, state: Path, tmp_path: Path
+) -> None:
+    renew_lease(state, 1000)
+    counting = CountingStore(store)
+    writer = SnapshotManager(store=counting, key=KEY, state_dir=state)
+    await writer.restore()
+    await writer.snapshot("base")
+    put_row(state, "b", "2")  # a real change: learns the database's logical digest
+    assert await writer.snapshot("real") is not None
+    counting.calls.clear()
+    for expires in (2000, 3000):
+        renew_lease(state, expires)
+        assert await writer.snapshot("lease only") is None
+    assert counting.calls == []
+    put_row(state, "c", "3")
+    assert await writer.snapshot("real again") is not None
+    restored = tmp_path / "restored"
+    await manager(store, restored).restore()
+    assert db_rows(restored) == [("a", "1"), ("b", "2"), ("c", "3")]
+    db = sqlite3.connect(restored / "state" / "openclaw.sqlite")
+    assert db.execute("SELECT expires_at FROM state_leases").fetchall() == [(3000,)]
+    db.close()
+
+
+async def test_volatile_tables_are_configurable(store: DirStore, state: Path) -> None:
+    renew_lease(state, 1000)
+    writer = SnapshotManager(store=store, key=KEY, state_dir=state, volatile_tables=())
+    await writer.restore()
+    await writer.snapshot("base")
+    renew_lease(state, 2000)
+    assert await writer.snapshot("lease counts now") is not None

@@ -18,11 +18,12 @@ from pathlib import Path
 from .crypto import key_from_env
 from .errors import ConfigError, HeadConflict, SnapshotError, StoreUnavailable
 from .manager import RestoreResult, SnapshotInfo, SnapshotManager, SnapshotStatus
-from .scan import DEFAULT_EXCLUDES
+from .scan import DEFAULT_EXCLUDES, DEFAULT_VOLATILE_TABLES
 from .store import Store, open_store
 
 __all__ = [
     "DEFAULT_EXCLUDES",
+    "DEFAULT_VOLATILE_TABLES",
     "ConfigError",
     "HeadConflict",
     "RestoreResult",

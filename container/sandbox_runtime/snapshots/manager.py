@@ -51,7 +51,15 @@ from .manifest import (
     new_manifest_id,
     utc_now,
 )
-from .scan import DEFAULT_EXCLUDES, Excludes, build_entries, fingerprint
+from .scan import (
+    DEFAULT_EXCLUDES,
+    DEFAULT_VOLATILE_TABLES,
+    Excludes,
+    Previous,
+    ScanStats,
+    build_entries,
+    fingerprint,
+)
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -132,6 +140,7 @@ class SnapshotManager:
         keep: int = 30,
         exclude: Sequence[str] = DEFAULT_EXCLUDES,
         *,
+        volatile_tables: Sequence[str] = DEFAULT_VOLATILE_TABLES,
         prune_grace_s: float = 3600.0,
         sweep_interval_s: float = 600.0,
     ) -> None:
@@ -141,6 +150,7 @@ class SnapshotManager:
         self.state_dir = Path(state_dir)
         self.keep = keep
         self.excludes = Excludes(exclude)
+        self.volatile_tables = tuple(volatile_tables)
         self.prune_grace = timedelta(seconds=prune_grace_s)
         self.sweep_interval_s = sweep_interval_s
         self._cipher = Cipher(key)
@@ -155,6 +165,7 @@ class SnapshotManager:
         self._known: set[str] = set()  # blobs verified present in the store
         self._bad: set[str] = set()  # blobs found corrupt in the store: rewrite, never trust
         self._blob_sets: dict[str, frozenset[str]] = {}
+        self._digests: dict[str, str] = {}  # SQLite logical digests of the last generation
         self._fenced: str | None = None
         self._last_sweep = 0.0
         self._pending = False
@@ -355,6 +366,7 @@ class SnapshotManager:
         self._chain = chain
         self._known = set(_blobs_of(manifest.entries)) if manifest else set()
         self._known -= self._bad
+        self._digests = {}
 
     # --------------------------------------------------------------- snapshot
 
@@ -415,22 +427,30 @@ class SnapshotManager:
             if len(in_flight) >= _UPLOADS_IN_FLIGHT:
                 in_flight.pop(0).result()
 
-        def scan() -> tuple[list[Entry], int]:
+        last = self._last
+        previous = Previous(
+            {entry.path: entry for entry in last.entries} if last else {}, dict(self._digests)
+        )
+
+        def scan() -> tuple[list[Entry], ScanStats]:
             try:
-                entries, stats = build_entries(root, self.excludes, self._cipher.blob_id, sink)
+                found = build_entries(
+                    root, self.excludes, self._cipher.blob_id, sink, previous, self.volatile_tables
+                )
                 for future in in_flight:
                     future.result()
             finally:
                 for future in in_flight:
                     future.cancel()
-            return entries, stats.files
+            return found
 
         try:
-            entries, files = await loop.run_in_executor(self._scan_pool, scan)
+            entries, stats = await loop.run_in_executor(self._scan_pool, scan)
         except OSError as exc:
             raise SnapshotError(f"reading {root} failed: {exc}") from exc
-        last = self._last
+        files = stats.files
         if last is not None and tuple(entries) == last.entries:
+            self._digests = stats.digests
             return None
         if last is None and not entries:
             return None
@@ -473,6 +493,7 @@ class SnapshotManager:
         self._known |= uploaded
         self._bad -= uploaded
         self._blob_sets[manifest.id] = _blobs_of(manifest.entries)
+        self._digests = stats.digests
         log.info("snapshot %s (%s): %d new chunks", manifest.id, reason, len(uploaded))
         try:
             await self._prune(dropped)

@@ -11,12 +11,13 @@ mtime moved during the read.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import logging
 import os
 import sqlite3
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,12 +99,32 @@ def _match_parts(pattern: list[str], parts: list[str]) -> bool:
     )
 
 
+# Tables whose rows change while the agent is idle and mean nothing after a restore. An idle
+# OpenClaw 2026.9.6 gateway writes exactly one thing: it renews its `gateway-owner` lease in
+# state/openclaw.sqlite every 30 s (owner pid and host, expiring 5 min later). Snapshotting that
+# would cost ~120 generations an hour and push real history out of the kept chain within minutes.
+# A database whose only changes are in these tables keeps its previous stored bytes; any other
+# change stores the whole current database, leases included. (A gateway was checked to start
+# normally from a database restored with another process's unexpired lease.)
+DEFAULT_VOLATILE_TABLES: tuple[str, ...] = ("state_leases",)
+
+
 @dataclass
 class ScanStats:
     files: int = 0
     bytes: int = 0
     sqlite: int = 0
     skipped: list[str] = field(default_factory=list)
+    # Logical digest of each SQLite database (content outside the volatile tables).
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The last stored generation, so unchanged databases can keep their stored bytes."""
+
+    entries: Mapping[str, Entry] = field(default_factory=dict)
+    digests: Mapping[str, str] = field(default_factory=dict)
 
 
 ChunkSink = Callable[[str, bytes], None]
@@ -149,10 +170,16 @@ def fingerprint(root: Path, excludes: Excludes) -> frozenset[tuple[str, int, int
 
 
 def build_entries(
-    root: Path, excludes: Excludes, blob_id: Callable[[bytes], str], sink: ChunkSink
+    root: Path,
+    excludes: Excludes,
+    blob_id: Callable[[bytes], str],
+    sink: ChunkSink,
+    previous: Previous | None = None,
+    volatile_tables: Sequence[str] = DEFAULT_VOLATILE_TABLES,
 ) -> tuple[list[Entry], ScanStats]:
-    """Read the state dir into manifest entries; every chunk read goes through `sink`."""
+    """Read the state dir into manifest entries; every new chunk goes through `sink`."""
     stats = ScanStats()
+    previous = previous or Previous()
     entries: list[Entry] = []
     seen = list(walk(root, excludes))
     names = {rel for rel, _ in seen}
@@ -171,7 +198,13 @@ def build_entries(
             path = root / rel
             try:
                 if _is_sqlite(path):
-                    size, blobs = _read_sqlite(path, Path(scratch), blob_id, sink)
+                    copy = _backup_sqlite(path, Path(scratch))
+                    if copy is None:
+                        size, blobs = _read_stable(path, blob_id, sink)
+                    else:
+                        size, blobs = _stored_database(
+                            rel, copy, blob_id, sink, previous, volatile_tables, stats
+                        )
                     stats.sqlite += 1
                 else:
                     size, blobs = _read_stable(path, blob_id, sink)
@@ -188,9 +221,8 @@ def _is_sqlite(path: Path) -> bool:
         return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
 
 
-def _read_sqlite(
-    path: Path, scratch: Path, blob_id: Callable[[bytes], str], sink: ChunkSink
-) -> tuple[int, list[str]]:
+def _backup_sqlite(path: Path, scratch: Path) -> Path | None:
+    """A consistent private copy through the backup API; None if the database is damaged."""
     copy = scratch / "db.sqlite"
     copy.unlink(missing_ok=True)
     try:
@@ -211,8 +243,65 @@ def _read_sqlite(
     except sqlite3.DatabaseError as exc:
         # A damaged database cannot be backed up; its bytes are still the best copy we have.
         log.warning("SQLite backup of %s failed (%s); storing its bytes as they are", path, exc)
-        return _read_stable(path, blob_id, sink)
+        return None
+    return copy
+
+
+def _stored_database(
+    rel: str,
+    copy: Path,
+    blob_id: Callable[[bytes], str],
+    sink: ChunkSink,
+    previous: Previous,
+    volatile_tables: Sequence[str],
+    stats: ScanStats,
+) -> tuple[int, list[str]]:
+    size, blobs = _read_stable(copy, blob_id, _discard)
+    before = previous.entries.get(rel)
+    if before is not None and before.blobs == tuple(blobs):
+        if rel in previous.digests:
+            stats.digests[rel] = previous.digests[rel]
+        return size, blobs
+    digest = logical_digest(copy, volatile_tables)
+    if digest is not None:
+        stats.digests[rel] = digest
+        if before is not None and before.kind == "file" and previous.digests.get(rel) == digest:
+            return before.size, list(before.blobs)
     return _read_stable(copy, blob_id, sink)
+
+
+def logical_digest(db_path: Path, volatile_tables: Sequence[str]) -> str | None:
+    """SHA-256 over schema and rows, leaving out `volatile_tables`; None if unreadable.
+
+    Virtual tables are skipped (their modules, such as sqlite-vec, may not load here); their
+    data lives in ordinary shadow tables, which are included.
+    """
+    digest = hashlib.sha256()
+    skip = set(volatile_tables)
+    try:
+        db = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
+        try:
+            schema = db.execute(
+                "SELECT type, name, sql FROM sqlite_schema ORDER BY type, name"
+            ).fetchall()
+            for kind, name, sql in schema:
+                digest.update(repr((kind, name, sql)).encode())
+                virtual = (sql or "").upper().startswith("CREATE VIRTUAL")
+                if kind != "table" or name in skip or virtual:
+                    continue
+                quoted = '"' + name.replace('"', '""') + '"'
+                for row in db.execute(f"SELECT * FROM {quoted}"):  # noqa: S608 (quoted name)
+                    digest.update(repr(row).encode())
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        log.info("no logical digest for %s (%s); storing it whole", db_path.name, exc)
+        return None
+    return digest.hexdigest()
+
+
+def _discard(_ident: str, _data: bytes) -> None:
+    return None
 
 
 def _read_stable(
