@@ -21,6 +21,7 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+from pulumi.runtime import rpc
 
 from infra.dynamic import cf
 
@@ -57,16 +58,19 @@ class ContainerAppProvider(ResourceProvider):
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
-        if news.get("instance_type") not in INSTANCE_TYPES:
+        if news.get("instance_type") not in (*INSTANCE_TYPES, rpc.UNKNOWN):
             failures.append(
                 CheckFailure("instance_type", f"must be one of {', '.join(INSTANCE_TYPES)}")
             )
         max_instances = news.get("max_instances")
-        if not isinstance(max_instances, int | float) or not 1 <= int(max_instances) <= 10:
+        if max_instances != rpc.UNKNOWN and (
+            not isinstance(max_instances, int | float) or not 1 <= int(max_instances) <= 10
+        ):
             failures.append(CheckFailure("max_instances", "must be a whole number in 1..10"))
         image = news.get("image")
-        # An unknown image (preview before the build) is fine; a known one must be a digest.
-        if isinstance(image, str) and image and "@sha256:" not in image:
+        # An unknown image (a preview before the build; the engine sends a sentinel string) is
+        # fine; a known one must be pinned by digest.
+        if isinstance(image, str) and image != rpc.UNKNOWN and "@sha256:" not in image:
             failures.append(CheckFailure("image", f"{image!r} is not pinned by digest (@sha256:)"))
         return CheckResult(news, failures)
 

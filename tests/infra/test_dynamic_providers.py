@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pulumi.runtime import rpc
 
 from infra.dynamic import cf
 from infra.dynamic.container_app import ContainerAppProvider
@@ -246,3 +247,10 @@ def test_registry_credentials_403(sim: CloudflareSim) -> None:
     p = RegistryCredentialsProvider(http_client_factory=sim.client)
     with pytest.raises(cf.CloudflareApiError, match="lacks the 'Containers Write' permission"):
         p.create(cred_props(sim))
+
+
+def test_check_accepts_values_unknown_during_preview(sim: CloudflareSim) -> None:
+    unknown = rpc.UNKNOWN  # what the engine sends for an image not built yet
+    result = provider(sim).check({}, app_props(sim, image=unknown, max_instances=unknown))
+    assert result.failures == []
+    assert provider(sim).diff("app", app_props(sim), app_props(sim, image=unknown)).changes
