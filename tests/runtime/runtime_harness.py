@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -252,6 +253,8 @@ def chromium(profile: Path) -> Iterator[str]:
                 url = match.group(1)
                 break
         assert url, "chromium did not print its DevTools URL"
+        # Keep draining its stderr, or a chatty Chromium blocks on a full pipe.
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
         yield url
     finally:
         proc.terminate()
