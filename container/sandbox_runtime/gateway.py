@@ -131,18 +131,12 @@ class Gateway:
             self.settings.bind,
         ]
         log.info("starting gateway: %s", " ".join(args[1:]))
-        self._proc = await asyncio.create_subprocess_exec(
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=openclaw_env(self.settings),
-            cwd=str(self.settings.runtime_dir),
-            # Its own process group, so a stop reaches the helpers it spawns and a Ctrl-C in a
-            # terminal reaches only the supervisor, which then stops the gateway in order.
-            start_new_session=True,
-            limit=1 << 20,
-        )
+        try:
+            self._proc = await self._spawn(args)
+        except OSError as exc:
+            # Counted as a failed run: the supervisor stays up (and says why) and retries.
+            log.error("cannot start %s: %s", args[0], exc)
+            return False
         self.pid = self._proc.pid
         pump = asyncio.create_task(self._pump(self._proc))
         watch = asyncio.create_task(self._watch())
@@ -160,6 +154,20 @@ class Gateway:
         self._ready_at = None
         self._ready_event.clear()
         return became_ready
+
+    async def _spawn(self, args: list[str]) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=openclaw_env(self.settings),
+            cwd=str(self.settings.runtime_dir),
+            # Its own process group, so a stop reaches the helpers it spawns and a Ctrl-C in a
+            # terminal reaches only the supervisor, which then stops the gateway in order.
+            start_new_session=True,
+            limit=1 << 20,
+        )
 
     async def _watch(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
