@@ -3,55 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
-import httpx
-
+from .context import Deps, stack_outputs
 from .errors import Console, OpsError, Redactor
 from .github import GitHub
-from .outputs import (
-    ACCESS_TEAM_DOMAIN,
-    SERVICE_TOKEN_ID,
-    SERVICE_TOKEN_SECRET,
-    StackOutputs,
-)
-from .pulumi_cli import ROOT, Pulumi, PulumiCli, check_stack_name
-
-
-def _default_pulumi(args: argparse.Namespace, console: Console) -> Pulumi:
-    return PulumiCli(binary=args.pulumi, cwd=Path(args.project_dir), emit=console.print)
-
-
-def _default_cloudflare(token: str) -> object:
-    import cloudflare  # imported only for the one command that needs it
-
-    return cloudflare.Cloudflare(api_token=token, timeout=30.0, max_retries=2)
-
-
-@dataclass
-class Deps:
-    """Everything a command reaches outside the process; tests replace these."""
-
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    out: TextIO | None = None
-    err: TextIO | None = None
-    pulumi: Callable[[argparse.Namespace, Console], Pulumi] = _default_pulumi
-    http_transport: httpx.BaseTransport | None = None
-    cloudflare: Callable[[str], object] = _default_cloudflare
-    github_transport: httpx.BaseTransport | None = None
-
-
-def _outputs(args: argparse.Namespace, deps: Deps, console: Console) -> StackOutputs:
-    stack = check_stack_name(args.stack)
-    if args.outputs_file:
-        return StackOutputs.from_file(Path(args.outputs_file), stack, console.redact)
-    return StackOutputs.from_pulumi(deps.pulumi(args, console), stack, console.redact)
-
+from .outputs import ACCESS_TEAM_DOMAIN, SERVICE_TOKEN_ID, SERVICE_TOKEN_SECRET
+from .pulumi_cli import ROOT, check_stack_name
 
 # --- commands -------------------------------------------------------------------------------
 
@@ -59,7 +19,7 @@ def _outputs(args: argparse.Namespace, deps: Deps, console: Console) -> StackOut
 def cmd_smoke(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     from .smoke import SmokeTarget, run_smoke, service_token_from
 
-    outputs = _outputs(args, deps, console)
+    outputs = stack_outputs(args, deps, console)
     client_id = outputs.optional_text(SERVICE_TOKEN_ID, secret=True) or deps.env.get(
         "CF_ACCESS_CLIENT_ID"
     )

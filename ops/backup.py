@@ -38,6 +38,7 @@ from sandbox_runtime.snapshots import (
 from sandbox_runtime.snapshots.cli import import_archive
 
 from . import outputs as names
+from .context import Deps, stack_outputs
 from .errors import Console, OpsError
 from .outputs import StackOutputs
 
@@ -228,41 +229,35 @@ def backup_import(outputs: StackOutputs, archive: Path, console: Console) -> Sna
 # --- command line ----------------------------------------------------------------------------
 
 
-def _load(args: argparse.Namespace, deps: Any, console: Console) -> StackOutputs:
-    from .__main__ import _outputs  # the shared outputs seam (--outputs-file or the Pulumi CLI)
-
-    return _outputs(args, deps, console)
-
-
-def cmd_list(args: argparse.Namespace, deps: Any, console: Console) -> int:
-    backup_list(_load(args, deps, console), console)
+def cmd_list(args: argparse.Namespace, deps: Deps, console: Console) -> int:
+    backup_list(stack_outputs(args, deps, console), console)
     return 0
 
 
-def cmd_download(args: argparse.Namespace, deps: Any, console: Console) -> int:
-    outputs = _load(args, deps, console)
+def cmd_download(args: argparse.Namespace, deps: Deps, console: Console) -> int:
+    outputs = stack_outputs(args, deps, console)
     target = Path(args.output or f"{outputs.stack}-{args.id}.tar.gz")
     backup_download(outputs, args.id, target, console)
     return 0
 
 
-def cmd_restore(args: argparse.Namespace, deps: Any, console: Console) -> int:
+def cmd_restore(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     if not args.yes:
         raise OpsError(
             "nothing changed: restoring makes the chosen snapshot the newest generation "
             "(newer ones stay listed); re-run with --yes, then restart the container."
         )
-    backup_restore(_load(args, deps, console), args.id, console)
+    backup_restore(stack_outputs(args, deps, console), args.id, console)
     return 0
 
 
-def cmd_import(args: argparse.Namespace, deps: Any, console: Console) -> int:
+def cmd_import(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     if not args.yes:
         raise OpsError(
             "nothing changed: importing makes the archive's state the newest generation "
             "(older ones stay listed); re-run with --yes, then restart the container."
         )
-    backup_import(_load(args, deps, console), Path(args.archive), console)
+    backup_import(stack_outputs(args, deps, console), Path(args.archive), console)
     return 0
 
 

@@ -11,7 +11,7 @@ from botocore.config import Config as BotoConfig
 from moto.server import ThreadedMotoServer
 from ops_fakes import Cli, MemoryPulumi, current_event_loop
 
-from ops.__main__ import Deps
+from ops.context import Deps
 from ops.errors import Console
 
 

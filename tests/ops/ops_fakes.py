@@ -12,7 +12,8 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from ops.__main__ import Deps, main
+from ops.__main__ import main
+from ops.context import Deps
 from ops.errors import OpsError
 
 

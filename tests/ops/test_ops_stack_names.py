@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from ops_fakes import current_event_loop
 
+from ops import outputs
 from tests.infra import harness
 
 pytestmark = pytest.mark.timeout(240)
@@ -97,3 +98,27 @@ def test_only_throw_away_stacks_can_lose_their_bucket(runs: dict[str, Any]) -> N
         assert not run.one(bucket).protect
         # Destroying a review stack empties the bucket first, so destroy cannot fail on it.
         assert len(run.dynamic("bucket-emptier")) == 1
+
+
+def test_the_program_exports_what_ops_reads(runs: dict[str, Any]) -> None:
+    read = {
+        outputs.URL,
+        outputs.ACCESS_TEAM_DOMAIN,
+        outputs.R2_ENDPOINT,
+        outputs.R2_BUCKET,
+        outputs.SNAPSHOT_KEEP,
+        outputs.EPHEMERAL,
+        *outputs.SECRET_OUTPUTS,
+    }
+    # The service token exists only where the stack asks for one (not in the prod example).
+    optional = {outputs.SERVICE_TOKEN_ID, outputs.SERVICE_TOKEN_SECRET}
+    for stack, run in runs.items():
+        exported = run.outputs
+        needed = read - optional if stack == "prod" else read
+        missing = needed - set(exported)
+        assert not missing, f"{stack}: ops reads outputs the program does not export: {missing}"
+        for name in set(outputs.SECRET_OUTPUTS) & set(exported):
+            assert exported[name]["secret"], f"{stack}: output {name} must be a secret"
+        assert exported[outputs.EPHEMERAL]["value"] is (stack in ("dev", "pr-1"))
+        assert exported[outputs.R2_BUCKET]["value"] == f"moltworker-{stack}-data"
+        assert str(exported[outputs.R2_ENDPOINT]["value"]).startswith("https://")

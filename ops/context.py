@@ -1,0 +1,47 @@
+"""What a command reaches outside the process (the seams tests replace), and the stack outputs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+
+from .errors import Console
+from .outputs import StackOutputs
+from .pulumi_cli import Pulumi, PulumiCli, check_stack_name
+
+
+def _default_pulumi(args: argparse.Namespace, console: Console) -> Pulumi:
+    return PulumiCli(binary=args.pulumi, cwd=Path(args.project_dir), emit=console.print)
+
+
+def _default_cloudflare(token: str) -> object:
+    import cloudflare  # imported only for the one command that needs it
+
+    return cloudflare.Cloudflare(api_token=token, timeout=30.0, max_retries=2)
+
+
+@dataclass
+class Deps:
+    """Everything a command reaches outside the process; tests replace these."""
+
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    out: TextIO | None = None
+    err: TextIO | None = None
+    pulumi: Callable[[argparse.Namespace, Console], Pulumi] = _default_pulumi
+    http_transport: httpx.BaseTransport | None = None
+    cloudflare: Callable[[str], object] = _default_cloudflare
+    github_transport: httpx.BaseTransport | None = None
+
+
+def stack_outputs(args: argparse.Namespace, deps: Deps, console: Console) -> StackOutputs:
+    """From `--outputs-file` when given, else `pulumi stack output --json --show-secrets`."""
+    stack = check_stack_name(args.stack)
+    if args.outputs_file:
+        return StackOutputs.from_file(Path(args.outputs_file), stack, console.redact)
+    return StackOutputs.from_pulumi(deps.pulumi(args, console), stack, console.redact)
