@@ -118,12 +118,34 @@ def image_fingerprint(context: Path, openclaw_version: str, platform: str) -> st
     return tree_hash(context, skip=dockerignore(context), extra=f"{openclaw_version}|{platform}")
 
 
+# Module content types of the Workers upload API, by file extension of wrangler's output.
+MODULE_TYPES = {
+    ".js": "application/javascript+module",
+    ".mjs": "application/javascript+module",
+    ".cjs": "application/javascript",
+    ".wasm": "application/wasm",
+    ".map": "application/source-map",
+    ".txt": "text/plain",
+    ".html": "text/plain",
+    ".bin": "application/octet-stream",
+}
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str  # path relative to the bundle directory, as the code imports it
+    content_type: str
+    sha256: str
+
+
 @dataclass(frozen=True)
 class WorkerBundle:
     directory: Path
     main_module: str
     sha256: str  # of the main module's bytes, what the Worker version records
     inputs_hash: str
+    # Every file wrangler emitted (chunks, wasm, source maps), the main module first.
+    modules: tuple[Module, ...] = ()
 
     def relative(self, path: Path) -> str:
         # Relative to the project: the provider runs there, and state stays machine-independent.
@@ -165,6 +187,28 @@ def _main_module(directory: Path) -> str:
     raise BuildError(f"no index.js in the Worker bundle {directory}")
 
 
+def _modules(directory: Path, main: str) -> tuple[Module, ...]:
+    found = []
+    for path in _files(directory):
+        rel = path.relative_to(directory).as_posix()
+        if rel in (".complete", "README.md"):  # our marker, wrangler's note
+            continue
+        content_type = MODULE_TYPES.get(path.suffix)
+        if content_type is None:
+            raise BuildError(
+                f"the Worker bundle has {rel}, a file type the Workers upload cannot carry"
+            )
+        found.append(Module(rel, content_type, hashlib.sha256(path.read_bytes()).hexdigest()))
+    found.sort(key=lambda m: (m.name != main, m.name))
+    return tuple(found)
+
+
+def _bundle(directory: Path, inputs_hash: str) -> WorkerBundle:
+    main = _main_module(directory)
+    modules = _modules(directory, main)
+    return WorkerBundle(directory, main, modules[0].sha256, inputs_hash, modules)
+
+
 def worker_bundle(
     worker_dir: Path,
     prebuilt: Path | None = None,
@@ -175,9 +219,7 @@ def worker_bundle(
     if prebuilt is not None:
         if not prebuilt.is_dir():
             raise BuildError(f"workerBundleDir {prebuilt} does not exist")
-        main = _main_module(prebuilt)
-        digest = hashlib.sha256((prebuilt / main).read_bytes()).hexdigest()
-        return WorkerBundle(prebuilt, main, digest, tree_hash(prebuilt))
+        return _bundle(prebuilt, tree_hash(prebuilt))
     if not (worker_dir / "src").is_dir():
         raise BuildError(f"no Worker sources in {worker_dir}/src")
     inputs = tree_hash(worker_dir, include=WORKER_INPUTS)
@@ -191,6 +233,4 @@ def worker_bundle(
         (staging / ".complete").write_text(inputs)
         shutil.rmtree(outdir, ignore_errors=True)
         staging.rename(outdir)
-    main = _main_module(outdir)
-    digest = hashlib.sha256((outdir / main).read_bytes()).hexdigest()
-    return WorkerBundle(outdir, main, digest, inputs)
+    return _bundle(outdir, inputs)

@@ -67,6 +67,10 @@ def wrangler_compatibility(worker_dir: Path) -> tuple[str, list[str]] | None:
     return date.group(1), [str(f) for f in parsed]
 
 
+def bundle_ok(bundle: WorkerBundle) -> bool:
+    return bool(bundle.modules) and bundle.modules[0].name == bundle.main_module
+
+
 class Worker(pulumi.ComponentResource):
     url: pulumi.Output[str]
     script_name: pulumi.Output[str]
@@ -87,6 +91,8 @@ class Worker(pulumi.ComponentResource):
         local = sorted(LOCAL_ONLY & set(names))
         if local:
             raise ValueError(f"WorkerArgs: {local} are local-run switches and are never deployed")
+        if not bundle_ok(args.bundle):
+            raise ValueError("WorkerArgs.bundle: the main module must be the first module")
         if args.custom_domain and not args.zone_id:
             raise ValueError("WorkerArgs: custom_domain needs zone_id")
         child = pulumi.ResourceOptions(parent=self)
@@ -129,11 +135,12 @@ class Worker(pulumi.ComponentResource):
             main_module=bundle.main_module,
             modules=[
                 cloudflare.WorkerVersionModuleArgs(
-                    name=bundle.main_module,
-                    content_type="application/javascript+module",
-                    content_file=bundle.relative(bundle.directory / bundle.main_module),
-                    content_sha256=bundle.sha256,
+                    name=m.name,
+                    content_type=m.content_type,
+                    content_file=bundle.relative(bundle.directory / m.name),
+                    content_sha256=m.sha256,
                 )
+                for m in bundle.modules
             ],
             compatibility_date=args.compatibility_date,
             compatibility_flags=args.compatibility_flags,

@@ -111,11 +111,11 @@ def test_wrangler_bundler_runs_wrangler_dry_run_from_a_relative_dir(
         "const out = process.argv[process.argv.indexOf('--outdir') + 1];\n"
         "fs.writeFileSync(out + '/index.js', 'export default {}');\n"
         "const args = [process.cwd(), ...process.argv.slice(2)];\n"
-        "fs.writeFileSync(out + '/args.json', JSON.stringify(args));\n"
+        "fs.writeFileSync(out + '/args.txt', JSON.stringify(args));\n"
     )
     monkeypatch.chdir(tmp_path)
     bundle = build.worker_bundle(Path("worker"), cache=Path("cache"))
-    args = json.loads((bundle.directory / "args.json").read_text())
+    args = json.loads((bundle.directory / "args.txt").read_text())
     assert args[0] == str(tree.resolve())
     assert args[1:4] == ["deploy", "--dry-run", "--outdir"]
     assert bundle.main_module == "index.js"
@@ -139,3 +139,24 @@ def test_a_file_docker_would_send_always_changes_the_fingerprint(tmp_path: Path)
     (tmp_path / "dist").mkdir()
     (tmp_path / "dist" / "app.log").write_text("docker sends nested .log files\n")
     assert build.image_fingerprint(tmp_path, "1.2.3", "linux/amd64") != base
+
+
+def test_every_emitted_module_is_uploaded_main_first(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "chunks").mkdir(parents=True)
+    (out / "index.js").write_text("import './chunks/a.js'")
+    (out / "index.js.map").write_text("{}")
+    (out / "chunks" / "a.js").write_text("export {}")
+    (out / "rules.wasm").write_bytes(b"\0asm")
+    (out / "README.md").write_text("wrangler's note")
+    bundle = build.worker_bundle(tmp_path, prebuilt=out)
+    assert [(m.name, m.content_type) for m in bundle.modules] == [
+        ("index.js", "application/javascript+module"),
+        ("chunks/a.js", "application/javascript+module"),
+        ("index.js.map", "application/source-map"),
+        ("rules.wasm", "application/wasm"),
+    ]
+    assert bundle.sha256 == bundle.modules[0].sha256
+    (out / "data.sqlite").write_bytes(b"x")
+    with pytest.raises(build.BuildError, match=r"data\.sqlite, a file type"):
+        build.worker_bundle(tmp_path, prebuilt=out)

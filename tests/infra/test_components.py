@@ -7,6 +7,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
+from infra import build
 from infra.access import Access, AccessArgs
 from infra.ai_gateway import AiGateway, AiGatewayArgs
 from infra.build import WorkerBundle
@@ -135,7 +136,7 @@ def test_generated_secrets_are_stable_and_the_key_is_protected() -> None:
 
 def _bundle() -> WorkerBundle:
     fx = fixtures()
-    return WorkerBundle(fx / "bundle", "index.js", "0" * 64, "1" * 64)
+    return build.worker_bundle(fx / "worker", prebuilt=fx / "bundle")
 
 
 def test_worker_refuses_local_switches_and_bad_names() -> None:
@@ -152,9 +153,10 @@ def test_worker_refuses_local_switches_and_bad_names() -> None:
         ({"vars": {"lower": "x"}}, "UPPER_SNAKE"),
         ({"vars": {"A": "x"}, "secrets": {"A": "y"}}, "both as secret and var"),
         ({"custom_domain": "w.example.com"}, "custom_domain needs zone_id"),
+        ({"bundle": WorkerBundle(fixtures() / "bundle", "index.js", "0", "1")}, "main module"),
     ]
     for extra, message in cases:
-        args = WorkerArgs(**base, **extra)  # type: ignore[arg-type]
+        args = WorkerArgs(**{**base, **extra})  # type: ignore[arg-type]
         with pytest.raises(ValueError, match=message):
             run_under_mocks(lambda a=args: Worker("w", a))
 
