@@ -84,6 +84,8 @@ class Devices:
                     "name": _name(p),
                     "platform": _str(p.get("platform")),
                     "roles": _roles(p),
+                    # As OpenClaw saw it (the forwarded client address behind a trusted proxy).
+                    "remote_ip": _str(p.get("remoteIp")),
                     "created_at": _iso(p.get("ts")),
                 }
                 for p in pending

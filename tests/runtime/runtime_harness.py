@@ -38,15 +38,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def lan_address() -> str:
-    """This machine's address on its default route (no packet is sent)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.connect(("192.0.2.1", 9))
-        address = sock.getsockname()[0]
-    assert not address.startswith("127."), "the device pairing test needs a non-loopback IPv4"
-    return address
-
-
 def secret(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(20)}"
 

@@ -31,7 +31,6 @@ from runtime_harness import (
     base_env,
     chromium,
     cmdline,
-    lan_address,
     mint,
     process_tree,
     secret,
@@ -53,9 +52,10 @@ def _runtime(tmp: Path, browser: str) -> Iterator[Runtime]:
     env = base_env(tmp)
     env.update(
         {
-            # lan: device clients can then connect from a non-loopback address, which OpenClaw
-            # treats as remote and holds for approval (loopback pairs silently).
             "MOLT_BIND": "lan",
+            # As behind the Worker: a trusted proxy forwards the client's address, so OpenClaw
+            # treats the device as remote and holds it for approval (loopback pairs silently).
+            "MOLT_TRUSTED_PROXIES": "127.0.0.1/32",
             "MODEL_PRIMARY": "anthropic/claude-sonnet-4-5",
             "ANTHROPIC_API_KEY": secret("sk-ant"),
             "MODEL_BASE_URL": "http://127.0.0.1:9/anthropic",
@@ -202,14 +202,19 @@ async def test_gateway_http_needs_the_token(runtime: Runtime) -> None:
             assert r.status == 200, await r.text()
 
 
-async def _connect(port: int, host: str, auth: dict[str, str] | None, device: bool) -> dict:
+async def _connect(
+    port: int, auth: dict[str, str] | None, device: bool, forwarded_for: str | None = None
+) -> dict:
     """One gateway WebSocket handshake; returns the `connect` response frame."""
     key = Ed25519PrivateKey.generate()
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     device_id = hashlib.sha256(raw).hexdigest()
     async with (
         aiohttp.ClientSession() as session,
-        session.ws_connect(f"ws://{host}:{port}/") as ws,
+        session.ws_connect(
+            f"ws://127.0.0.1:{port}/",
+            headers={"X-Forwarded-For": forwarded_for} if forwarded_for else None,
+        ) as ws,
     ):
         challenge = await ws.receive_json(timeout=15)
         assert challenge["event"] == "connect.challenge"
@@ -255,12 +260,12 @@ async def _connect(port: int, host: str, auth: dict[str, str] | None, device: bo
 
 async def test_gateway_websocket_needs_the_token(runtime: Runtime) -> None:
     token = runtime.env["OPENCLAW_GATEWAY_TOKEN"]
-    ok = await _connect(runtime.gateway_port, "127.0.0.1", {"token": token}, device=False)
+    ok = await _connect(runtime.gateway_port, {"token": token}, device=False)
     assert ok["ok"] is True and ok["payload"]["type"] == "hello-ok"
-    wrong = await _connect(runtime.gateway_port, "127.0.0.1", {"token": "nope" * 8}, device=False)
+    wrong = await _connect(runtime.gateway_port, {"token": "nope" * 8}, device=False)
     assert wrong["ok"] is False
     assert wrong["error"]["details"]["code"] == "AUTH_TOKEN_MISMATCH"
-    missing = await _connect(runtime.gateway_port, "127.0.0.1", None, device=False)
+    missing = await _connect(runtime.gateway_port, None, device=False)
     assert missing["ok"] is False
 
 
@@ -269,9 +274,9 @@ async def test_gateway_websocket_needs_the_token(runtime: Runtime) -> None:
 
 async def test_device_pairing_approve_reject_revoke(runtime: Runtime) -> None:
     token = runtime.env["OPENCLAW_GATEWAY_TOKEN"]
-    host = lan_address()
-    first = await _connect(runtime.gateway_port, host, {"token": token}, device=True)
-    second = await _connect(runtime.gateway_port, host, {"token": token}, device=True)
+    remote = "203.0.113.7"
+    first = await _connect(runtime.gateway_port, {"token": token}, True, remote)
+    second = await _connect(runtime.gateway_port, {"token": token}, True, remote)
     for frame in (first, second):
         assert frame["ok"] is False and frame["error"]["details"]["code"] == "PAIRING_REQUIRED"
     req1 = first["error"]["details"]["requestId"]
@@ -284,6 +289,7 @@ async def test_device_pairing_approve_reject_revoke(runtime: Runtime) -> None:
     assert {req1, req2} <= set(pending)
     assert pending[req1]["device_id"] == dev1
     assert pending[req1]["platform"] == "linux"
+    assert pending[req1]["remote_ip"] == remote
     assert pending[req1]["created_at"].endswith("Z")
 
     status, body = await control(runtime, "POST", f"/v1/devices/pending/{req1}/approve")
