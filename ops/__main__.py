@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=86_400.0,
         metavar="SECONDS",
-        help="oldest acceptable last snapshot (default: 86400)",
+        help="longest acceptable age of a snapshot while changes are unsaved (default: 86400)",
     )
     smoke.add_argument(
         "--wait",

@@ -150,17 +150,21 @@ def _describe_status(body: dict[str, Any], max_age_s: float) -> tuple[bool, str]
     snapshot = body.get("snapshot")
     state = gateway.get("state") if isinstance(gateway, dict) else None
     age = snapshot.get("age_s") if isinstance(snapshot, dict) else None
+    pending = snapshot.get("pending") is True if isinstance(snapshot, dict) else False
     problems = []
     # The runtime calls a gateway that is up and answering its health check "ready".
     if body.get("phase") != "ready" or state != "ready":
         problems.append(f"phase={body.get('phase')!r} gateway={state!r}")
     if not isinstance(age, int | float) or isinstance(age, bool):
         problems.append("no snapshot yet")
-    elif age > max_age_s:
-        problems.append(f"last snapshot {age:.0f}s old (limit {max_age_s:.0f}s)")
+    elif pending and age > max_age_s:
+        # An idle agent writes nothing, so an old snapshot alone is fine; unsaved changes that
+        # old mean snapshots are failing.
+        problems.append(f"changes unsaved for a snapshot {age:.0f}s old (limit {max_age_s:.0f}s)")
     if problems:
         return False, ", ".join(problems)
-    return True, f"gateway running, last snapshot {age:.0f}s old"
+    saved = "changes pending" if pending else "nothing unsaved"
+    return True, f"gateway running, last snapshot {age:.0f}s old, {saved}"
 
 
 def check_status(

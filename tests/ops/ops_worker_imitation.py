@@ -29,6 +29,7 @@ class Behaviour:
     booting_calls: int = 0  # status calls answered 503 {error, phase} first, like the Worker
     gateway_state: str = "ready"
     snapshot_age_s: float | None = 42.0
+    snapshot_pending: bool = False
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     def status(self) -> dict[str, Any]:
@@ -39,7 +40,7 @@ class Behaviour:
             "snapshot": {
                 "last_id": None if self.snapshot_age_s is None else "00000003-1-abc",
                 "age_s": self.snapshot_age_s,
-                "pending": False,
+                "pending": self.snapshot_pending,
             },
             "version": "2026.9.6",
         }

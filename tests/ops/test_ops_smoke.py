@@ -52,7 +52,7 @@ def test_healthy_stack_passes_every_check(cli: Cli, tmp_path: Path, refusal: str
         run = smoke(cli, outputs_file(tmp_path, url, b))
     assert run.code == 0, run.text
     assert "smoke: 5 checks, 0 failed" in run.out
-    assert "gateway running, last snapshot 42s old" in run.out
+    assert "gateway running, last snapshot 42s old, nothing unsaved" in run.out
     # The refusals were checked without credentials, the status with the service token.
     admin_calls = [h for p, h in b.seen if p.startswith(("/_admin", "/api/admin"))]
     assert [("CF-Access-Client-Secret" in h) for h in admin_calls] == [False, False, True]
@@ -120,15 +120,29 @@ def test_a_sandbox_that_never_boots_fails_after_wait(cli: Cli, tmp_path: Path) -
     assert "admin status after 0s: phase='restoring'" in run.out
 
 
-@pytest.mark.parametrize(("age", "message"), [(None, "no snapshot yet"), (90_000.0, "90000s old")])
-def test_missing_or_stale_snapshot_fails(
-    cli: Cli, tmp_path: Path, age: float | None, message: str
+@pytest.mark.parametrize(
+    ("age", "pending", "message"),
+    [
+        (None, False, "no snapshot yet"),
+        (90_000.0, True, "changes unsaved for a snapshot 90000s old"),
+    ],
+)
+def test_missing_or_failing_snapshots_fail(
+    cli: Cli, tmp_path: Path, age: float | None, pending: bool, message: str
 ) -> None:
-    b = Behaviour(snapshot_age_s=age)
+    b = Behaviour(snapshot_age_s=age, snapshot_pending=pending)
     with serve(b) as url:
         run = smoke(cli, outputs_file(tmp_path, url, b))
     assert run.code == 1
     assert message in run.out
+
+
+def test_an_idle_agent_with_an_old_snapshot_is_fine(cli: Cli, tmp_path: Path) -> None:
+    b = Behaviour(snapshot_age_s=900_000.0, snapshot_pending=False)
+    with serve(b) as url:
+        run = smoke(cli, outputs_file(tmp_path, url, b))
+    assert run.code == 0, run.text
+    assert "last snapshot 900000s old, nothing unsaved" in run.out
 
 
 def test_refused_service_token_names_the_cause(cli: Cli, tmp_path: Path) -> None:
