@@ -51,9 +51,13 @@ class CdpBridge:
         app = web.Application(client_max_size=64 * 1024)
         app.add_routes(
             [
+                # Playwright's connectOverCDP asks for `/json/version/`; Chromium serves both forms.
                 web.get("/json/version", self.version),
+                web.get("/json/version/", self.version),
                 web.get("/json/list", self.list_targets),
+                web.get("/json/list/", self.list_targets),
                 web.get("/json", self.list_targets),
+                web.get("/json/", self.list_targets),
                 web.route("*", "/json/new", self.new_target),
                 web.get("/json/close/{target_id}", self.close_target),
                 web.get("/devtools/browser/{browser_id}", self.browser_socket),

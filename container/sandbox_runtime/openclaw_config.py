@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .settings import PROVIDERS, Settings
+from .settings import PROVIDER_APIS, PROVIDERS, Settings
 
 # The gateway process gets the full `cf-aig-authorization` header value in this variable,
 # because a SecretRef resolves to the raw value and the header needs the `Bearer ` prefix.
@@ -78,9 +78,11 @@ def _providers(settings: Settings) -> dict[str, Any]:
         entry: dict[str, Any] = {}
         if settings.ai_gateway_base_url:
             entry["baseUrl"] = f"{settings.ai_gateway_base_url}/{path}"
+            entry["api"] = PROVIDER_APIS[provider]
             entry["headers"] = {"cf-aig-authorization": env_ref(AIG_HEADER_VAR)}
         elif settings.model_base_url:
             entry["baseUrl"] = settings.model_base_url
+            entry["api"] = PROVIDER_APIS[provider]
         if settings.secret(key_var):
             entry["apiKey"] = env_ref(key_var)
         if entry:

@@ -44,6 +44,12 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "anthropic": ("anthropic", "ANTHROPIC_API_KEY"),
     "openai": ("openai", "OPENAI_API_KEY"),
 }
+# The wire format of each provider. OpenClaw speaks `openai-completions` to any provider that has
+# a base URL and no `api`, which AI Gateway's Anthropic route (and Anthropic) do not serve.
+PROVIDER_APIS: dict[str, str] = {
+    "anthropic": "anthropic-messages",
+    "openai": "openai-completions",
+}
 
 MIN_SECRET_LEN = 16
 _MODEL_RE = re.compile(r"^[a-z][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9._:-]*$")

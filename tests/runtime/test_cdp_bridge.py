@@ -81,6 +81,10 @@ async def test_navigation_and_screenshot_through_the_bridge(chromium: str) -> No
     async with bridge(chromium, None) as base, aiohttp.ClientSession() as http:
         async with http.get(f"{base}/json/version") as response:
             version = await response.json()
+        # Playwright's connectOverCDP asks with a trailing slash.
+        async with http.get(f"{base}/json/version/") as response:
+            assert response.status == 200
+            assert (await response.json()) == version
         ws_url = version["webSocketDebuggerUrl"]
         assert ws_url.startswith(f"ws://127.0.0.1:{base.rsplit(':', 1)[1]}/devtools/browser/")
         assert chromium_port not in ws_url

@@ -48,6 +48,9 @@ async def test_full_env_renders_a_config_openclaw_accepts(tmp_path: Path) -> Non
         "https://gateway.ai.cloudflare.com/v1/acct123/molt-gw/anthropic"
     )
     assert providers["openai"]["baseUrl"].endswith("/molt-gw/openai")
+    # A base URL alone makes OpenClaw speak OpenAI's format; Anthropic's route needs its own.
+    assert providers["anthropic"]["api"] == "anthropic-messages"
+    assert providers["openai"]["api"] == "openai-completions"
     for provider in ("anthropic", "openai"):
         header = providers[provider]["headers"]["cf-aig-authorization"]
         assert header == {"source": "env", "provider": "default", "id": "MOLT_AIG_AUTHORIZATION"}

@@ -23,6 +23,7 @@ from sandbox_runtime.snapshots import (
 )
 from sandbox_runtime.snapshots.crypto import Cipher
 from sandbox_runtime.snapshots.dirstore import DirStore
+from sandbox_runtime.snapshots.localfs import remove_tree
 from sandbox_runtime.snapshots.manifest import new_manifest_id, utc_now
 from sandbox_runtime.snapshots.store import ObjectInfo, StoredObject
 from snapshot_helpers import (
@@ -680,3 +681,17 @@ async def test_volatile_tables_are_configurable(store: DirStore, state: Path) ->
     await writer.snapshot("base")
     renew_lease(state, 2000)
     assert await writer.snapshot("lease counts now") is not None
+
+
+def test_remove_tree_clears_read_only_dirs_and_leaves_link_targets_alone(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o500)
+    tree = tmp_path / "tree"
+    (tree / "sealed").mkdir(parents=True)
+    (tree / "sealed" / "f").write_text("x")
+    (tree / "sealed").chmod(0o500)
+    (tree / "link").symlink_to(outside, target_is_directory=True)
+    remove_tree(tree)
+    assert not tree.exists()
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o500
+    outside.chmod(0o700)

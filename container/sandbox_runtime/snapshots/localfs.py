@@ -93,6 +93,10 @@ def remove_tree(path: Path) -> None:
     """Remove a tree we own, including directories restored read-only."""
     for root, dirs, _files in os.walk(path):
         for name in dirs:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.join(root, name), 0o700, follow_symlinks=False)
+            full = os.path.join(root, name)
+            # Linux has no lchmod (os.chmod(follow_symlinks=False) raises NotImplementedError),
+            # so links are skipped explicitly: chmod through one would touch its target.
+            if not os.path.islink(full):
+                with contextlib.suppress(OSError):
+                    os.chmod(full, 0o700)
     shutil.rmtree(path, ignore_errors=True)
