@@ -75,9 +75,8 @@ def cmd_state_create(args: argparse.Namespace, deps: Deps, console: Console) -> 
             f"{path} already exists: keep it (it may hold working credentials) or move it "
             "away, or pass another --credentials-file."
         )
-    client = deps.cloudflare(token)
     creds = create_state_bucket(
-        client,  # pyright: ignore[reportArgumentType] - tests pass an SDK client built on a mock transport
+        deps.cloudflare(token),
         account_id,
         args.bucket,
         args.token_name or f"pulumi-state-{args.bucket}",

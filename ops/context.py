@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import httpx
 
@@ -15,12 +15,15 @@ from .errors import Console
 from .outputs import StackOutputs
 from .pulumi_cli import Pulumi, PulumiCli, check_stack_name
 
+if TYPE_CHECKING:
+    import cloudflare
+
 
 def _default_pulumi(args: argparse.Namespace, console: Console) -> Pulumi:
     return PulumiCli(binary=args.pulumi, cwd=Path(args.project_dir), emit=console.print)
 
 
-def _default_cloudflare(token: str) -> object:
+def _default_cloudflare(token: str) -> cloudflare.Cloudflare:
     import cloudflare  # imported only for the one command that needs it
 
     return cloudflare.Cloudflare(api_token=token, timeout=30.0, max_retries=2)
@@ -35,7 +38,7 @@ class Deps:
     err: TextIO | None = None
     pulumi: Callable[[argparse.Namespace, Console], Pulumi] = _default_pulumi
     http_transport: httpx.BaseTransport | None = None
-    cloudflare: Callable[[str], object] = _default_cloudflare
+    cloudflare: Callable[[str], cloudflare.Cloudflare] = _default_cloudflare
     github_transport: httpx.BaseTransport | None = None
 
 
