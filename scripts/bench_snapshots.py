@@ -13,7 +13,9 @@ below R2's, so the store-bound numbers are lower bounds), the dir store a temp d
 2. Clean stop: the same, but the writer is stopped first and the runtime gets SIGTERM, takes
    its final snapshot and exits (what the supervisor does). Target: 0 s lost.
 3. Idle: a watcher over an unchanging state dir for --idle-seconds; every store call counted,
-   extrapolated to an hour. Target: zero.
+   extrapolated to an hour. Target: zero. Then the same over the state dir of a real, idle
+   `openclaw gateway run` (the pinned CLI from .cache/tools.json) for --gateway-idle-seconds,
+   after its first snapshot (0 skips this part).
 4. A 100 MB state (a 60 MB SQLite db + 40 MB of files): time and bytes of the first snapshot,
    then of an incremental one after a few rows and two files change, and a full restore.
 """
@@ -263,6 +265,51 @@ async def bench_idle(env: Mapping[str, str], work: Path, seconds: float) -> Coun
     return counting.calls
 
 
+async def bench_gateway_idle(env: Mapping[str, str], work: Path, seconds: float) -> Counter[str]:
+    """Store calls while a real OpenClaw gateway idles (it renews a lease every 30 s)."""
+    import json
+    import socket
+
+    tools = json.loads((HERE.parent.parent / ".cache" / "tools.json").read_text())
+    state, home = work / "gateway-state", work / "gateway-home"
+    home.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gateway_env = {
+        "PATH": f"{Path(tools['node']).parent}:{os.environ['PATH']}",
+        "HOME": str(home),
+        "OPENCLAW_STATE_DIR": str(state),
+        "OPENCLAW_GATEWAY_TOKEN": secrets.token_hex(24),
+    }
+    counting = CountingStore(open_store(env))
+    manager = SnapshotManager(store=counting, key=key_from_env(env), state_dir=state)
+    await manager.restore()
+    command = [tools["openclaw"], "gateway", "run", "--port", str(port), "--bind", "loopback"]
+    gateway = subprocess.Popen(  # noqa: S603 (pinned CLI, argument list)
+        [*command, "--allow-unconfigured"],
+        env=gateway_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with socket.socket() as client:  # ready enough once it listens; then let boot settle
+            for _ in range(240):
+                if client.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+                await asyncio.sleep(0.5)
+        await asyncio.sleep(20)
+        async with manager.watch(debounce_from_env(env)):
+            await asyncio.sleep(35)  # boot writes, and the first lease renewal, are snapshotted
+            print(f"  after boot: {dict(counting.calls)} (snapshots of the boot's own writes)")
+            counting.reset()
+            await asyncio.sleep(seconds)
+    finally:
+        gateway.terminate()
+        gateway.wait(60)
+    return counting.calls
+
+
 def make_big_state(state: Path) -> None:
     state.mkdir()
     db = sqlite3.connect(state / "big.sqlite")
@@ -347,6 +394,12 @@ async def bench(args: argparse.Namespace) -> None:
             fresh_env(env_base, args.store, endpoint, work), work, args.idle_seconds
         )
         per_hour = sum(calls.values()) * 3600 / args.idle_seconds
+        gateway_calls: Counter[str] | None = None
+        if args.gateway_idle_seconds > 0:
+            print(f"3b. real OpenClaw gateway idle for {args.gateway_idle_seconds:.0f} s")
+            gateway_calls = await bench_gateway_idle(
+                fresh_env(env_base, args.store, endpoint, work), work, args.gateway_idle_seconds
+            )
         if not args.skip_size:
             print("4. 100 MB state")
             await bench_size(fresh_env(env_base, args.store, endpoint, work), work)
@@ -355,6 +408,11 @@ async def bench(args: argparse.Namespace) -> None:
         summary("lost after clean stop", stops)
         idle = f"{dict(calls) or 0} in {args.idle_seconds:.0f} s"
         print(f"store calls while idle: {idle} -> {per_hour:.0f} per hour")
+        if gateway_calls is not None:
+            seconds = args.gateway_idle_seconds
+            rate = sum(gateway_calls.values()) * 3600 / seconds
+            observed = f"{dict(gateway_calls) or 0} in {seconds:.0f} s"
+            print(f"store calls while a real gateway idles: {observed} -> {rate:.0f} per hour")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if server is not None:
@@ -374,6 +432,7 @@ def main() -> None:
     parser.add_argument("--store", choices=["s3", "dir"], default="s3")
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--gateway-idle-seconds", type=float, default=120.0)
     parser.add_argument("--skip-size", action="store_true")
     asyncio.run(bench(parser.parse_args()))
 
