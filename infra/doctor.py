@@ -244,7 +244,7 @@ def check_account(
             Finding(
                 False,
                 f"the API token is {verified}; create a new one and "
-                "`pulumi config set --secret cloudflare:apiToken <token>`",
+                "`pulumi config set --secret cloudflare:apiToken` (paste it at the prompt)",
             )
         ]
     findings.append(Finding(True, "API token is valid and active"))

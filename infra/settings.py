@@ -217,7 +217,8 @@ class _Reader:
             self.problems.append(
                 f"{full_key}: is stored in plain text in the stack file; remove it with "
                 f"`pulumi config rm {full_key}` and set it again with "
-                f"`pulumi config set --secret {full_key} <value>` (then rotate it: it was exposed)"
+                f"`pulumi config set --secret {full_key}` (paste it at the prompt; then rotate it: "
+                "it was exposed)"
             )
         return config.require_secret(key)
 
@@ -266,7 +267,7 @@ def load(
     if token is None:
         r.problems.append(
             f"{CLOUDFLARE_TOKEN_KEY}: is required (the program's own Cloudflare API calls use it); "
-            f"`pulumi config set --secret {CLOUDFLARE_TOKEN_KEY} <token>`"
+            f"`pulumi config set --secret {CLOUDFLARE_TOKEN_KEY}` (paste it at the prompt)"
         )
 
     if not re.match(r"^[a-z0-9][a-z0-9-]*$", stack):
@@ -360,7 +361,7 @@ def load(
             warn(
                 f"{PROJECT}:{KEYED_PROVIDERS[model.provider]} is not set but {model.ref} is in the "
                 "model chain; calls to it fail until you set the key with "
-                f"`pulumi config set --secret {KEYED_PROVIDERS[model.provider]} <key>`"
+                f"`pulumi config set --secret {KEYED_PROVIDERS[model.provider]}`"
             )
 
     ai = AiGatewaySettings(
@@ -383,7 +384,7 @@ def load(
         r.problem(
             "slackAppToken" if slack_app is None else "slackBotToken",
             "Slack needs both slackBotToken (xoxb-) and slackAppToken (xapp-); set the missing one "
-            "with `pulumi config set --secret <key> <token>` or remove both",
+            "with `pulumi config set --secret <key>` (paste it at the prompt) or remove both",
         )
     channels = ChannelSettings(
         telegram_token=r.secret("telegramBotToken"),

@@ -32,7 +32,7 @@ def client(
     if not api_token:
         raise CloudflareApiError(
             "no Cloudflare API token reached the provider; "
-            "`pulumi config set --secret cloudflare:apiToken <token>`"
+            "`pulumi config set --secret cloudflare:apiToken` (paste it at the prompt)"
         )
     http_client = http_client_factory() if http_client_factory else None
     return cloudflare.Cloudflare(
@@ -62,7 +62,7 @@ def explain(exc: cloudflare.APIError, action: str, permission: str) -> Cloudflar
         if status == 401:
             msg = (
                 f"{action}: the API token was rejected (401: {detail}); it is wrong, expired or "
-                "revoked: `pulumi config set --secret cloudflare:apiToken <token>`"
+                "revoked: `pulumi config set --secret cloudflare:apiToken` (paste it at the prompt)"
             )
         elif status == 403:
             msg = (

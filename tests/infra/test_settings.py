@@ -83,7 +83,7 @@ def test_missing_required_values_name_the_command() -> None:
     text = "\n".join(found)
     assert "moltworker:accountId: is required; `pulumi config set accountId" in text
     assert "cloudflare:apiToken: is required" in text
-    assert "`pulumi config set --secret cloudflare:apiToken <token>`" in text
+    assert "`pulumi config set --secret cloudflare:apiToken` (paste it at the prompt)" in text
     assert "moltworker:workersSubdomain: is required without customDomain" in text
     assert "moltworker:adminEmails: no admin is allowed through Access" in text
 
