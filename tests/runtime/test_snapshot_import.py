@@ -244,3 +244,19 @@ def test_cli_lists_and_imports(env: dict[str, str], capsys: pytest.CaptureFixtur
     assert "is not a file" in capsys.readouterr().err
     assert main(["list"], {}) == 1
     assert "MOLT_STORE is not set" in capsys.readouterr().err
+
+
+@pytest.mark.openclaw
+async def test_openclaw_backup_verify_can_vet_the_archive_first(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tools = json.loads((ROOT / ".cache" / "tools.json").read_text())
+    monkeypatch.setenv("PATH", f"{Path(tools['node']).parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    openclaw = Path(tools["openclaw"])
+    _report, info = await import_archive(env, FIXTURE, openclaw=openclaw)
+    assert info is not None
+    members, _reason = MALICIOUS["corrupt database"]
+    bad = build_archive(tmp_path / "bad-db.tar.gz", members)
+    with pytest.raises(SnapshotError, match="openclaw backup verify` refused"):
+        await import_archive(env, bad, openclaw=openclaw)
