@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import sqlite3
@@ -18,7 +19,10 @@ from sandbox_runtime.snapshots import (
     SnapshotError,
     SnapshotManager,
     StoreUnavailable,
+    debounce_from_env,
+    keep_from_env,
     key_from_env,
+    manager_from_env,
     open_store,
 )
 from sandbox_runtime.snapshots.crypto import Cipher
@@ -532,8 +536,6 @@ def test_open_store_validates_config(tmp_path: Path) -> None:
 
 
 def test_key_from_env_validates() -> None:
-    import base64
-
     good = base64.b64encode(os.urandom(32)).decode()
     assert len(key_from_env({"MOLT_SNAPSHOT_KEY": good})) == 32
     with pytest.raises(ConfigError, match="not set"):
@@ -695,3 +697,54 @@ def test_remove_tree_clears_read_only_dirs_and_leaves_link_targets_alone(tmp_pat
     assert not tree.exists()
     assert stat.S_IMODE(outside.stat().st_mode) == 0o500
     outside.chmod(0o700)
+
+
+async def test_sweep_removes_orphans_past_the_grace_period(
+    store: DirStore, state: Path, tmp_path: Path
+) -> None:
+    a = manager(store, state, grace_s=0)
+    await a.restore()
+    await a.snapshot("base")
+    other = tmp_path / "other"
+    b = manager(store, other, grace_s=0)
+    await b.restore()
+    put_row(state, "from", "a")
+    await a.snapshot("a wins")
+    (other / "only-in-b.bin").write_bytes(os.urandom(3000))
+    with pytest.raises(HeadConflict):
+        await b.snapshot("b loses")
+    assert len(await store.list("snapshots/manifests/")) == 3
+    deleted = await a.sweep()
+    assert deleted >= 2  # b's orphaned manifest and the blob only it referenced
+    kept = sorted(i.key.rsplit("/", 1)[1] for i in await store.list("snapshots/manifests/"))
+    assert kept == sorted(s.id for s in await a.list())
+    restored = tmp_path / "restored"
+    result = await manager(store, restored).restore()
+    assert not result.fell_back and not (restored / "only-in-b.bin").exists()
+
+
+def test_env_settings_are_validated(tmp_path: Path) -> None:
+    assert keep_from_env({}) == 30 and debounce_from_env({}) == 2.0
+    assert keep_from_env({"MOLT_SNAPSHOT_KEEP": "5"}) == 5
+    for bad in ("0", "-1", "ten", "1.5"):
+        with pytest.raises(ConfigError, match="MOLT_SNAPSHOT_KEEP"):
+            keep_from_env({"MOLT_SNAPSHOT_KEEP": bad})
+    for bad in ("-1", "soon", "61"):
+        with pytest.raises(ConfigError, match="MOLT_SNAPSHOT_DEBOUNCE_S"):
+            debounce_from_env({"MOLT_SNAPSHOT_DEBOUNCE_S": bad})
+    (tmp_path / "store").mkdir()
+    env = {
+        "MOLT_STORE": "dir",
+        "MOLT_STORE_DIR": str(tmp_path / "store"),
+        "MOLT_SNAPSHOT_KEY": base64.b64encode(KEY).decode(),
+        "MOLT_SNAPSHOT_KEEP": "7",
+    }
+    assert manager_from_env(env, tmp_path / "state").keep == 7
+
+
+async def test_leftover_staging_dirs_are_cleaned(store: DirStore, state: Path) -> None:
+    leftover = state.parent / f".{state.name}.restore-0badc0de"
+    (leftover / "half").mkdir(parents=True)
+    before = tree(state)
+    await manager(store, state).restore()
+    assert not leftover.exists() and tree(state) == before
