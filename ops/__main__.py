@@ -92,7 +92,10 @@ def cmd_state_create(args: argparse.Namespace, deps: Deps, console: Console) -> 
             print(f"  {line}", file=deps.out or sys.stdout, flush=True)
     else:
         write_credentials_file(path, creds)
-        console.print(f"Credentials written to {path} (mode 0600). Load them with:")
+        console.print(
+            f"Credentials written to {path} (mode 0600): PULUMI_BACKEND_URL, AWS_ACCESS_KEY_ID "
+            "and AWS_SECRET_ACCESS_KEY. Load them with:"
+        )
         console.print(f"  set -a; . {path}; set +a")
     console.print(
         "and choose a passphrase for the stacks' secrets: export PULUMI_CONFIG_PASSPHRASE"

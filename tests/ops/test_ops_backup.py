@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import stat
 import tarfile
 from collections.abc import Callable
@@ -274,6 +275,18 @@ def test_revoked_credentials_are_explained(cli: Cli, tmp_path: Path) -> None:
     assert run.code == 1
     assert "refused the credentials" in run.err
     assert "pulumi up --stack dev" in run.err
+    no_secrets(run.text)
+
+
+def test_unreachable_store(cli: Cli, tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    path = outputs(tmp_path, f"http://127.0.0.1:{port}", "molt-data")
+    run = cli("backup", "list", "--stack", "dev", "--outputs-file", str(path))
+    assert run.code == 1
+    assert "cannot read snapshots/HEAD" in run.err
+    assert "EndpointConnectionError" in run.err
     no_secrets(run.text)
 
 

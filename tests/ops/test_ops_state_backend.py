@@ -135,6 +135,7 @@ def test_create_makes_a_bucket_and_a_token_scoped_to_it(
         "&region=auto&s3ForcePathStyle=true"
     )
     assert f"pulumi login '{expected_url}'" in run.out
+    assert "PULUMI_BACKEND_URL, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in run.out
     creds = tmp_path / "creds.env"
     assert stat.S_IMODE(creds.stat().st_mode) == 0o600
     values = env_file(creds)
@@ -210,6 +211,21 @@ def test_bad_names_are_refused_before_any_call(
     assert run.code == 1
     assert message in run.err
     assert sim.requests == []
+
+
+def test_unreachable_cloudflare_api(cli: Cli, sim: StateSim, tmp_path: Path) -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    cli.deps.cloudflare = lambda token: cloudflare.Cloudflare(
+        api_token=token,
+        http_client=httpx.Client(transport=httpx.MockTransport(down)),
+        max_retries=0,
+    )
+    run = create(cli, tmp_path)
+    assert run.code == 1
+    assert "cannot reach the Cloudflare API to create the R2 bucket" in run.err
+    assert not (tmp_path / "creds.env").exists()
 
 
 def test_no_api_token(cli: Cli, tmp_path: Path) -> None:
