@@ -13,6 +13,7 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import (
+    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
@@ -69,6 +70,23 @@ PROPS = ("endpoint", "bucket", "access_key_id", "secret_access_key")
 
 
 class BucketEmptierProvider(ResourceProvider):
+    """Empties on delete only while the stack's *current* config says `ephemeral: true`.
+
+    Turning a stack from ephemeral to kept removes this resource from the program, and Pulumi
+    then deletes it in that same `up`; without this check that delete would wipe a bucket the
+    stack now means to keep. The engine hands dynamic providers the stack's config through
+    `configure`; when it is absent or says false, delete leaves every object in place (a
+    destroy then stops at the non-empty bucket instead of losing data).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack_is_ephemeral = False
+
+    def configure(self, req: ConfigureRequest) -> None:
+        value = req.config.get("moltworker:ephemeral")
+        self.stack_is_ephemeral = str(value).strip().lower() == "true"
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(f"empty-on-delete-{props['bucket']}", dict(props))
 
@@ -85,6 +103,12 @@ class BucketEmptierProvider(ResourceProvider):
         return UpdateResult(dict(news))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
+        if not self.stack_is_ephemeral:
+            pulumi.log.warn(
+                f"bucket {props.get('bucket')!r} was not emptied: the stack is no longer "
+                "ephemeral (moltworker:ephemeral is not true), so its data is kept"
+            )
+            return
         s3 = s3_client(props)
         try:
             empty_bucket(s3, props["bucket"])

@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+from pulumi.dynamic import Config, ConfigureRequest
 
 from infra.dynamic.bucket_emptier import BucketEmptierProvider, empty_bucket, s3_client
 
@@ -23,6 +24,13 @@ def endpoint() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def ephemeral_provider(value: str = "true") -> BucketEmptierProvider:
+    provider = BucketEmptierProvider()
+    # What the engine does before any call: hand the provider the stack's config.
+    provider.configure(ConfigureRequest(Config({"moltworker:ephemeral": value}, "moltworker")))
+    return provider
 
 
 def props(endpoint: str, bucket: str) -> dict[str, Any]:
@@ -52,7 +60,7 @@ def test_delete_empties_the_bucket_so_it_can_be_deleted(endpoint: str) -> None:
     s3.put_object(Bucket=p["bucket"], Key="snapshots/HEAD", Body=b"gen-1")
     s3.put_object(Bucket=p["bucket"], Key="trash/old", Body=b"y")
     upload = s3.create_multipart_upload(Bucket=p["bucket"], Key="snapshots/big")
-    provider = BucketEmptierProvider()
+    provider = ephemeral_provider()
     created = provider.create(p)
     assert created.id == "empty-on-delete-moltworker-pr-7-data"
     assert s3.list_objects_v2(Bucket=p["bucket"])["KeyCount"] == 27  # create touches nothing
@@ -68,7 +76,7 @@ def test_delete_empties_the_bucket_so_it_can_be_deleted(endpoint: str) -> None:
 
 
 def test_delete_of_a_missing_bucket_is_done(endpoint: str) -> None:
-    BucketEmptierProvider().delete("x", props(endpoint, "never-created-bucket"))
+    ephemeral_provider().delete("x", props(endpoint, "never-created-bucket"))
 
 
 class _RefusingS3:
@@ -96,3 +104,21 @@ def test_refused_deletes_stop_the_destroy_with_the_reason() -> None:
     assert "1 object(s) could not be deleted" in str(err.value)
     assert "'snapshots/HEAD': AccessDenied" in str(err.value)
     assert "Object Read & Write" in str(err.value)
+
+
+@pytest.mark.parametrize("configured", [None, "false"])
+def test_a_stack_turned_kept_never_loses_its_objects(endpoint: str, configured: str | None) -> None:
+    """ephemeral true -> false removes the emptier; its delete must then leave the data alone."""
+    p = props(endpoint, f"kept-{configured}")
+    admin = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test-key-id",
+        aws_secret_access_key="test-secret",
+    )
+    admin.create_bucket(Bucket=p["bucket"])
+    admin.put_object(Bucket=p["bucket"], Key="snapshots/HEAD", Body=b"gen-9")
+    provider = BucketEmptierProvider() if configured is None else ephemeral_provider(configured)
+    provider.delete("id", p)
+    assert admin.list_objects_v2(Bucket=p["bucket"])["KeyCount"] == 1
