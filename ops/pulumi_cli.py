@@ -141,7 +141,9 @@ class PulumiCli:
         values: dict[str, str] = {}
         for key, entry in raw.items():
             if isinstance(entry, dict) and not entry.get("secret") and "value" in entry:
-                values[key] = str(entry["value"])
+                value = entry["value"]
+                # Normally a string; a typed YAML value may come back as a JSON boolean.
+                values[key] = str(value).lower() if isinstance(value, bool) else str(value)
         return values
 
     def config_set(self, stack: str, key: str, value: str) -> None:

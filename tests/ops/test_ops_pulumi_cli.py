@@ -42,6 +42,7 @@ def test_outputs_and_config_are_read_as_json(
 ) -> None:
     config = {
         "moltworker:ephemeral": {"value": "true", "secret": False},
+        "moltworker:debugRoutes": {"value": False, "secret": False},
         "cloudflare:apiToken": {"value": "[secret]", "secret": True},
     }
     recorder = Recorder(
@@ -57,7 +58,10 @@ def test_outputs_and_config_are_read_as_json(
     )
     monkeypatch.setattr(subprocess, "run", recorder)
     assert cli.stack_outputs("dev") == {"workerUrl": "https://x"}
-    assert cli.config("pr-3") == {"moltworker:ephemeral": "true"}
+    assert cli.config("pr-3") == {
+        "moltworker:ephemeral": "true",
+        "moltworker:debugRoutes": "false",
+    }
     assert cli.stack_names() == ["pr-3", "prod"]
     assert recorder.calls[0] == [
         "pulumi",
