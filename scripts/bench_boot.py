@@ -29,6 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,10 +56,13 @@ def get_json(url: str) -> tuple[int, dict]:
         return 0, {}
 
 
-def timed_boot(cmd: list[str], env: dict[str, str], ready: Callable[[], bool]) -> float:
+def timed_boot(
+    cmd: list[str], env: dict[str, str], ready: Callable[[], bool], log: Path | None = None
+) -> float:
     started = time.monotonic()
+    output = log.open("wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen(  # noqa: S603 - argument list
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=output, start_new_session=True
     )
     try:
         while not ready():
@@ -75,6 +79,8 @@ def timed_boot(cmd: list[str], env: dict[str, str], ready: Callable[[], bool]) -
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        if log:
+            output.close()  # type: ignore[union-attr]
 
 
 def base_env(tmp: Path) -> dict[str, str]:
@@ -134,11 +140,41 @@ def runtime_env(tmp: Path, store: Path, key: str) -> dict[str, str]:
     }
 
 
-def supervised(tmp: Path, store: Path, key: str) -> float:
+class Phases:
+    """Where a supervised boot spent its time, read from the runtime's own log timestamps."""
+
+    def __init__(self) -> None:
+        self.restore: list[float] = []
+        self.before_gateway: list[float] = []
+        self.gateway: list[float] = []
+
+    def add(self, log: Path, spawned: datetime) -> None:
+        marks: dict[str, datetime] = {}
+        for line in log.read_text(errors="replace").splitlines():
+            stamp = line[:23]
+            for mark, text in (
+                ("restore", "restoring state into"),
+                ("restored", "restored snapshot"),
+                ("restored", "the store holds no snapshot"),
+                ("gateway", "starting gateway:"),
+                ("ready", "sandbox ready"),
+            ):
+                if text in line and mark not in marks:
+                    marks[mark] = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+        self.restore.append((marks["restored"] - marks["restore"]).total_seconds())
+        self.before_gateway.append((marks["gateway"] - spawned).total_seconds())
+        self.gateway.append((marks["ready"] - marks["gateway"]).total_seconds())
+
+
+def supervised(tmp: Path, store: Path, key: str, phases: Phases) -> float:
     env = runtime_env(tmp, store, key)
     url = f"http://127.0.0.1:{env['MOLT_CONTROL_PORT']}/healthz"
     cmd = [sys.executable, "-m", "sandbox_runtime"]
-    return timed_boot(cmd, env, lambda: get_json(url)[1].get("phase") == "ready")
+    log = tmp / f"runtime-{secrets.token_hex(4)}.log"
+    spawned = datetime.now()  # local time, like the runtime log stamps
+    took = timed_boot(cmd, env, lambda: get_json(url)[1].get("phase") == "ready", log)
+    phases.add(log, spawned)
+    return took
 
 
 def empty_store(tmp: Path) -> Path:
@@ -191,14 +227,15 @@ def main() -> None:
             "(a) bare openclaw gateway run -> /readyz",
             [bare_gateway(tmp) for _ in range(args.runs)],
         )
-        report(
-            "(b) supervisor, empty state -> ready",
-            [supervised(tmp, empty_store(tmp), key) for _ in range(args.runs)],
-        )
-        report(
-            f"(c) supervisor, restore {args.state_mb} MB -> ready",
-            [supervised(tmp, full_store, key) for _ in range(args.runs)],
-        )
+        for name, store_for in (
+            ("(b) supervisor, empty state -> ready", lambda: empty_store(tmp)),
+            (f"(c) supervisor, restore {args.state_mb} MB -> ready", lambda: full_store),
+        ):
+            phases = Phases()
+            report(name, [supervised(tmp, store_for(), key, phases) for _ in range(args.runs)])
+            report("      of which: restore", phases.restore)
+            report("      spawn -> gateway started", phases.before_gateway)
+            report("      gateway started -> ready", phases.gateway)
 
 
 if __name__ == "__main__":

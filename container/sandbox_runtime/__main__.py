@@ -7,15 +7,18 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .logs import LogRing, Redactor, setup_logging
 from .settings import SECRET_VARS, ConfigError, Settings, load_settings
 
+if TYPE_CHECKING:
+    from .snapshots import Store
+
 log = logging.getLogger("supervisor")
 
 
-def check_environment(env: Mapping[str, str]) -> tuple[Settings, Any, bytes]:
+def check_environment(env: Mapping[str, str]) -> tuple[Settings, Store, bytes]:
     """Every configuration problem at once: the runtime's own and the snapshot store's."""
     from .snapshots import SnapshotError, key_from_env, open_store
 
@@ -33,7 +36,7 @@ def check_environment(env: Mapping[str, str]) -> tuple[Settings, Any, bytes]:
         store = open_store(env)
     except SnapshotError as exc:
         problems.append(str(exc))
-    if problems or settings is None or key is None:
+    if problems or settings is None or key is None or store is None:
         raise ConfigError(problems)
     return settings, store, key
 

@@ -28,7 +28,7 @@ from .openclaw_cli import OpenClawCli
 from .openclaw_config import render, write_config
 from .settings import Settings
 from .skills import install_skills
-from .snapshots import SnapshotError, SnapshotInfo, SnapshotManager, StoreUnavailable
+from .snapshots import SnapshotError, SnapshotInfo, SnapshotManager, Store, StoreUnavailable
 
 log = logging.getLogger("supervisor")
 
@@ -37,7 +37,6 @@ Phase = Literal["restoring", "starting", "ready", "degraded", "stopping"]
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_RESTORE = 3
-EXIT_GATEWAY = 4
 
 
 def runtime_version() -> str:
@@ -51,7 +50,7 @@ class Supervisor:
     def __init__(
         self,
         settings: Settings,
-        store: Any,
+        store: Store,
         key: bytes,
         redactor: Redactor,
         ring: LogRing,
