@@ -411,6 +411,11 @@ def load(
         r.problem("sleepAfter", f"{sleep_after!r} must be like 90s, 10m, 2h (>= 1 minute) or never")
     pinned = default_openclaw_version()
     version = r.string("openclawVersion") or pinned
+    if pinned and version != pinned:
+        warn(
+            f"{PROJECT}:openclawVersion {version} differs from container/openclaw.version "
+            f"({pinned}), the version the runtime is tested with"
+        )
     if not _VERSION.match(version):
         r.problem(
             "openclawVersion",

@@ -129,3 +129,12 @@ def test_sleep_after_must_be_at_least_a_minute() -> None:
     assert found == [
         "moltworker:sleepAfter: '30s' must be like 90s, 10m, 2h (>= 1 minute) or never"
     ]
+
+
+def test_overriding_the_openclaw_pin_warns() -> None:
+    run = run_program_full("dev", {"openclawVersion": "2026.9.7"})
+    assert any(
+        "openclawVersion 2026.9.7 differs from container/openclaw.version" in w
+        for w in run.warnings
+    )
+    assert not any("openclawVersion" in w for w in run_program_full("dev").warnings)
