@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import random
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from sandbox_runtime.snapshots import SnapshotManager
+from sandbox_runtime.snapshots import SnapshotManager, open_store
 from sandbox_runtime.snapshots.crypto import Cipher
 from sandbox_runtime.snapshots.manifest import Manifest, decode_head, decode_manifest
 from sandbox_runtime.snapshots.store import Store
@@ -93,3 +98,45 @@ async def store_snapshot(store: Store) -> dict[str, bytes]:
 def seal_manifest_raw(body: bytes, ident: str) -> bytes:
     """Seal arbitrary manifest bytes with the test key (to craft malicious generations)."""
     return Cipher(KEY).seal("manifest", ident, body)
+
+
+WRITER = Path(__file__).parent / "fixtures" / "snapshots" / "writer_process.py"
+
+
+async def kill_rounds(env: dict[str, str], tmp_path: Path, rounds: int = 3) -> None:
+    """SIGKILL a process that snapshots after every commit, at random moments, then restore.
+
+    Every row the writer acknowledged (after its snapshot returned) must come back, from an
+    intact database, and each round continues from what the previous restore brought back.
+    """
+    state = tmp_path / "state"
+    rng = random.Random()  # noqa: S311 (timing jitter, not security)
+    acked = -1
+    for round_ in range(rounds):
+        proc = subprocess.Popen(
+            [sys.executable, str(WRITER), str(state)],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        target = acked + rng.randint(3, 8)
+        for line in proc.stdout:
+            if line.startswith("ACK"):
+                acked = int(line.split()[1])
+                if acked >= target:
+                    break
+        assert proc.poll() is None, "the writer died on its own"
+        time.sleep(rng.uniform(0.0, 0.3))  # land the kill anywhere in the next cycle
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        # A fresh runtime: restore into a new directory, as a new container would.
+        restored = tmp_path / f"restored-{round_}"
+        result = await manager(open_store(env), restored).restore()
+        assert result.snapshot is not None and not result.fell_back
+        db = sqlite3.connect(restored / "counter.sqlite")
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        last = db.execute("SELECT MAX(n) FROM counter").fetchone()[0]
+        db.close()
+        assert last >= acked, f"acknowledged {acked} but restored only up to {last}"
+        state = restored

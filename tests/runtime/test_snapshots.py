@@ -33,6 +33,7 @@ from sandbox_runtime.snapshots.store import ObjectInfo, StoredObject
 from snapshot_helpers import (
     KEY,
     db_rows,
+    kill_rounds,
     make_state,
     manager,
     put_row,
@@ -748,3 +749,13 @@ async def test_leftover_staging_dirs_are_cleaned(store: DirStore, state: Path) -
     before = tree(state)
     await manager(store, state).restore()
     assert not leftover.exists() and tree(state) == before
+
+
+async def test_kill_9_during_snapshots_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
+    env = {
+        "MOLT_STORE": "dir",
+        "MOLT_STORE_DIR": str(tmp_path / "store"),
+        "MOLT_SNAPSHOT_KEY": base64.b64encode(KEY).decode(),
+    }
+    await kill_rounds(env, tmp_path)

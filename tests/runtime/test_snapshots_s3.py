@@ -10,13 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import random
 import secrets
-import signal
 import socket
-import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,11 +25,17 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from moto.server import ThreadedMotoServer
 from sandbox_runtime.snapshots import HeadConflict, StoreUnavailable, open_store
 from sandbox_runtime.snapshots.s3store import S3Settings, S3Store
-from snapshot_helpers import KEY, db_rows, make_state, manager, put_row, read_head_manifest
+from snapshot_helpers import (
+    KEY,
+    db_rows,
+    kill_rounds,
+    make_state,
+    manager,
+    put_row,
+    read_head_manifest,
+)
 
 pytestmark = [pytest.mark.s3, pytest.mark.timeout(90)]
-
-WRITER = Path(__file__).parent / "fixtures" / "snapshots" / "writer_process.py"
 
 
 @pytest.fixture(scope="module")
@@ -292,50 +293,10 @@ async def test_idle_watch_makes_no_s3_requests(store: S3Store, tmp_path: Path) -
             pytest.fail("no snapshot within 30 s of a change")
 
 
-@pytest.mark.parametrize("kind", ["dir", "r2"])
 async def test_kill_9_during_snapshots_loses_nothing_acknowledged(
-    kind: str, bucket_env: dict[str, str], tmp_path: Path
+    bucket_env: dict[str, str], tmp_path: Path
 ) -> None:
-    if kind == "dir":
-        (tmp_path / "store").mkdir()
-        env = {
-            "MOLT_STORE": "dir",
-            "MOLT_STORE_DIR": str(tmp_path / "store"),
-            "MOLT_SNAPSHOT_KEY": bucket_env["MOLT_SNAPSHOT_KEY"],
-        }
-    else:
-        env = bucket_env
-    state = tmp_path / "state"
-    rng = random.Random()  # noqa: S311 (timing jitter, not security)
-    acked = -1
-    for round_ in range(3):  # each round restores what the previous kill left
-        proc = subprocess.Popen(
-            [sys.executable, str(WRITER), str(state)],
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None
-        target = acked + rng.randint(3, 8)
-        for line in proc.stdout:
-            if line.startswith("ACK"):
-                acked = int(line.split()[1])
-                if acked >= target:
-                    break
-        assert proc.poll() is None, "the writer died on its own"
-        time.sleep(rng.uniform(0.0, 0.3))  # land the kill anywhere in the next cycle
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        # A fresh runtime: restore into a new directory, as a new container would.
-        restored = tmp_path / f"restored-{round_}"
-        result = await manager(open_store(env), restored).restore()
-        assert result.snapshot is not None and not result.fell_back
-        db = sqlite3.connect(restored / "counter.sqlite")
-        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        last = db.execute("SELECT MAX(n) FROM counter").fetchone()[0]
-        db.close()
-        assert last >= acked, f"acknowledged {acked} but restored only up to {last}"
-        state = restored
+    await kill_rounds(bucket_env, tmp_path)
 
 
 async def test_head_write_whose_answer_was_lost_is_not_a_conflict(
