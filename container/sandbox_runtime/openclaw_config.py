@@ -128,6 +128,12 @@ def write_config(settings: Settings, config: dict[str, Any]) -> Path:
     """Write atomically with mode 0600 in a 0700 directory; return the path."""
     directory = settings.runtime_dir
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if directory.stat().st_uid != os.getuid():
+        # Someone else could read or swap the config there.
+        raise PermissionError(
+            f"{directory} belongs to another user; point MOLT_RUNTIME_DIR at a directory of "
+            "the runtime's own user"
+        )
     os.chmod(directory, 0o700)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".openclaw.", suffix=".json")
     try:

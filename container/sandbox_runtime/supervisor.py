@@ -128,7 +128,11 @@ class Supervisor:
         self._phase = "starting"
         installed = install_skills(s.workspace_dir)
         log.info("installed skills: %s", ", ".join(p.name for p in installed))
-        path = write_config(s, render(s))
+        try:
+            path = write_config(s, render(s))
+        except OSError as exc:
+            log.error("boot stopped: cannot write the rendered config: %s", exc)
+            return EXIT_CONFIG
         log.info("rendered OpenClaw config to %s (mode 0600)", path)
         # Both are node start-ups (seconds on a small instance); they need not wait for each other.
         issues, self._openclaw_version = await asyncio.gather(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +217,18 @@ def test_rendered_config_is_json_with_only_references(tmp_path: Path) -> None:
     assert '"source": "env"' in text
     for name in ("TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN", "SLACK_BOT_TOKEN", "OPENAI_API_KEY"):
         assert f'"id": "{name}"' in text
+
+
+def test_runtime_dir_of_another_user_stops_the_boot(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    if os.geteuid() == 0:
+        foreign = tmp_path / "foreign"
+        foreign.mkdir()
+        os.chown(foreign, 65534, 65534)
+    else:
+        foreign = Path("/usr")  # root's, never the test user's
+    env["MOLT_RUNTIME_DIR"] = str(foreign)
+    result = boot(env, tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "belongs to another user; point MOLT_RUNTIME_DIR" in result.stderr
+    assert not (foreign / "openclaw.json").exists()
