@@ -759,3 +759,20 @@ async def test_kill_9_during_snapshots_loses_nothing_acknowledged(tmp_path: Path
         "MOLT_SNAPSHOT_KEY": base64.b64encode(KEY).decode(),
     }
     await kill_rounds(env, tmp_path)
+
+
+async def test_oversized_objects_are_refused_before_reading(
+    store: DirStore, state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sandbox_runtime.snapshots.store as store_module
+
+    writer = manager(store, state)
+    await writer.restore()
+    first = await writer.snapshot("small")
+    (state / "big.bin").write_bytes(os.urandom(200_000))
+    await writer.snapshot("with a big chunk")
+    assert first is not None
+    monkeypatch.setattr(store_module, "MAX_OBJECT_BYTES", 100_000)
+    result = await manager(store, tmp_path / "restored").restore()
+    assert result.snapshot == first
+    assert "larger than any snapshot object" in result.refused[0].reason

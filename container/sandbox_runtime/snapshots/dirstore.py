@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import HeadConflict, StoreUnavailable
-from .store import ObjectInfo, StoredObject, check_key
+from .store import ObjectInfo, StoredObject, check_key, check_size
 
 _TMP_PREFIX = ".tmp-"
 
@@ -53,7 +53,9 @@ class DirStore:
     def _get(self, key: str) -> StoredObject | None:
         with self._errors(f"read {key}"):
             try:
-                data = self._path(key).read_bytes()
+                with open(self._path(key), "rb") as f:
+                    check_size(key, os.fstat(f.fileno()).st_size)
+                    data = f.read()
             except FileNotFoundError:
                 return None
             return StoredObject(data, _etag(data))

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import HeadConflict, StoreUnavailable
-from .store import ObjectInfo, StoredObject, check_key
+from .store import ObjectInfo, StoredObject, check_key, check_size
 
 _CREDENTIAL_ERRORS = {
     "AccessDenied",
@@ -84,7 +84,11 @@ class S3Store:
     def _get(self, key: str) -> StoredObject | None:
         try:
             answer = self.client.get_object(Bucket=self.settings.bucket, Key=key)
-            return StoredObject(answer["Body"].read(), answer["ETag"])
+            try:
+                check_size(key, int(answer.get("ContentLength", 0)))
+                return StoredObject(answer["Body"].read(), answer["ETag"])
+            finally:
+                answer["Body"].close()
         except ClientError as exc:
             if _code(exc) in ("NoSuchKey", "404"):
                 return None

@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from .errors import ConfigError, SnapshotError
 
 if TYPE_CHECKING:
     from .s3store import S3Settings
+
+# Nothing the protocol writes comes near this (chunks are 1 MiB, a manifest of 500,000 entries
+# compresses well below it); a larger object is damage, refused before it is read into memory.
+MAX_OBJECT_BYTES = 300 * 1024 * 1024
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 
@@ -65,6 +69,15 @@ class Store(Protocol):
     async def delete(self, key: str) -> None:
         """Remove the object; absent is fine."""
         ...
+
+
+class ObjectTooLarge(SnapshotError):
+    """A stored object is larger than anything the protocol writes."""
+
+
+def check_size(key: str, size: int) -> None:
+    if size > MAX_OBJECT_BYTES:
+        raise ObjectTooLarge(f"{key} is {size} bytes, larger than any snapshot object; refused")
 
 
 def check_key(key: str) -> str:
