@@ -180,7 +180,13 @@ class SnapshotManager:
         generation verifies; in both cases the local state dir is left exactly as it was.
         """
         async with self._lock:
-            await asyncio.to_thread(localfs.recover, self.state_dir)
+            try:
+                await asyncio.to_thread(localfs.recover, self.state_dir)
+            except OSError as exc:
+                raise SnapshotError(
+                    f"cannot prepare {self.state_dir} for a restore ({exc}); check that its "
+                    "parent directory exists and is writable"
+                ) from exc
             head_obj = await self.store.get(HEAD_KEY)
             refused: list[Refused] = []
             head: Head | None = None
