@@ -91,6 +91,8 @@ class Worker(pulumi.ComponentResource):
         local = sorted(LOCAL_ONLY & set(names))
         if local:
             raise ValueError(f"WorkerArgs: {local} are local-run switches and are never deployed")
+        if not args.assets_dir.is_dir():
+            raise ValueError(f"WorkerArgs.assets_dir {args.assets_dir} is not a directory")
         if not bundle_ok(args.bundle):
             raise ValueError("WorkerArgs.bundle: the main module must be the first module")
         if args.custom_domain and not args.zone_id:

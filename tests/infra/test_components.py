@@ -154,6 +154,7 @@ def test_worker_refuses_local_switches_and_bad_names() -> None:
         ({"vars": {"A": "x"}, "secrets": {"A": "y"}}, "both as secret and var"),
         ({"custom_domain": "w.example.com"}, "custom_domain needs zone_id"),
         ({"bundle": WorkerBundle(fixtures() / "bundle", "index.js", "0", "1")}, "main module"),
+        ({"assets_dir": fixtures() / "nowhere"}, "is not a directory"),
     ]
     for extra, message in cases:
         args = WorkerArgs(**{**base, **extra})  # type: ignore[arg-type]
