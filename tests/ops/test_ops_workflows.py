@@ -77,6 +77,17 @@ def test_actionlint_rejects_a_broken_workflow(tmp_path: Path) -> None:
     assert "missing" in result.stdout
 
 
+def test_actionlint_runs_shellcheck_on_run_scripts(tmp_path: Path) -> None:
+    bad = tmp_path / "unquoted.yml"
+    bad.write_text(
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - run: if [ $FOO = bar ]; then echo hi; fi\n"
+    )
+    result = actionlint(bad)
+    assert result.returncode == 1
+    assert "SC2086" in result.stdout
+
+
 def test_every_action_is_pinned_to_a_commit() -> None:
     for name, workflow in all_workflows().items():
         for job, step in steps(workflow):
