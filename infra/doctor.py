@@ -93,6 +93,20 @@ def check_builder(which: Which, run: Runner) -> Finding:
     )
 
 
+def check_worker_build(config: StackConfig, which: Which, root: Path = ROOT) -> Finding:
+    """The Worker is bundled by wrangler at `pulumi up` unless a prebuilt bundle is given."""
+    if config.values.get(f"{settings.PROJECT}:workerBundleDir"):
+        return Finding(True, "a prebuilt Worker bundle is configured")
+    worker = root / config.values.get(f"{settings.PROJECT}:workerDir", "worker")
+    if not (worker / "node_modules" / "wrangler" / "bin" / "wrangler.js").exists():
+        return Finding(
+            False, f"wrangler is not installed in {worker}; run `npm ci` there (Node 24)"
+        )
+    if not which("node"):
+        return Finding(False, "node is not on PATH; install Node 24 to bundle the Worker")
+    return Finding(True, "the Worker can be bundled (wrangler installed)")
+
+
 # --- config -----------------------------------------------------------------------------
 
 
@@ -374,6 +388,7 @@ def run_checks(
 ) -> list[Finding]:
     findings = [check_pulumi(which), check_builder(which, run)]
     config = read_config(stack, which, run, root)
+    findings.append(check_worker_build(config, which, root))
     findings += check_settings(config, stack)
     findings += check_secrets(config)
     token = config.values.get(settings.CLOUDFLARE_TOKEN_KEY)

@@ -54,6 +54,8 @@ def cli_config(
         out[key] = {"value": value, "secret": False}
     for key, value in secrets.items():
         out[key] = {"value": value, "secret": key not in plaintext}
+    # CI builds the bundle once; keeps these tests independent of worker/node_modules.
+    out["moltworker:workerBundleDir"] = {"value": "dist/worker", "secret": False}
     return out
 
 
@@ -223,3 +225,17 @@ def test_main_prints_one_line_per_finding_and_exits_non_zero(
     assert out[:2] == ["ok    fine", "FAIL  broken; fix it"]
     monkeypatch.setattr(doctor, "run_checks", lambda _stack: [doctor.Finding(True, "fine")])
     assert doctor.main(["--stack", "dev"]) == 0
+
+
+def test_worker_build_prerequisites(tmp_path: Path) -> None:
+    config = doctor.StackConfig({}, set(), set(), "test")
+    missing = doctor.check_worker_build(config, lambda _: "/usr/bin/node", tmp_path)
+    assert not missing.ok and "run `npm ci` there" in missing.message
+    wrangler = tmp_path / "worker" / "node_modules" / "wrangler" / "bin"
+    wrangler.mkdir(parents=True)
+    (wrangler / "wrangler.js").write_text("")
+    assert doctor.check_worker_build(config, lambda _: "/usr/bin/node", tmp_path).ok
+    no_node = doctor.check_worker_build(config, lambda _: None, tmp_path)
+    assert not no_node.ok and "Node 24" in no_node.message
+    prebuilt = doctor.StackConfig({"moltworker:workerBundleDir": "dist"}, set(), set(), "test")
+    assert doctor.check_worker_build(prebuilt, lambda _: None, tmp_path).ok
