@@ -328,3 +328,20 @@ async def test_head_write_whose_answer_was_lost_is_not_a_conflict(
     assert second is not None and (await read_head_manifest(store)).id == second.id
     put_row(state, "c", "3")
     assert await writer.snapshot("third") is not None  # the etag it kept is the real one
+
+
+async def test_oversized_s3_object_is_refused_unread(
+    store: S3Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sandbox_runtime.snapshots.store as store_module
+
+    state = make_state(tmp_path / "state")
+    writer = manager(store, state)
+    await writer.restore()
+    first = await writer.snapshot("small")
+    (state / "big.bin").write_bytes(os.urandom(200_000))
+    assert await writer.snapshot("big") is not None
+    monkeypatch.setattr(store_module, "MAX_OBJECT_BYTES", 100_000)
+    result = await manager(store, tmp_path / "restored").restore()
+    assert result.snapshot == first
+    assert "larger than any snapshot object" in result.refused[0].reason
