@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import subprocess
+import sys
 from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -355,3 +358,33 @@ def test_dynamic_resources_see_no_change_on_a_second_run(stack: str) -> None:
     old_creds = next(r for r in first.values() if r.dynamic_kind == "registry-credentials")
     diff = providers["registry-credentials"].diff("id", unwrap(old_creds.outputs), creds.plain)
     assert diff.replaces == ["fingerprint"]
+
+
+def test_dynamic_providers_load_in_a_separate_process(tmp_path: Path) -> None:
+    """The engine unpickles `__provider` in its own process, from the project's venv."""
+    blobs = {
+        res.dynamic_kind: unwrap(res.inputs["__provider"])
+        for res in run("dev").resources
+        if res.dynamic_kind
+    }
+    assert set(blobs) == {"registry-credentials", "container-app", "bucket-emptier"}
+    script = (
+        "import base64, json, sys, dill\n"
+        "blobs = json.loads(sys.stdin.read())\n"
+        "print(json.dumps({k: type(dill.loads(base64.b64decode(v))).__name__"
+        " for k, v in blobs.items()}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(blobs),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # not the project: the class must come from the installed package
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(result.stdout) == {
+        "registry-credentials": "RegistryCredentialsProvider",
+        "container-app": "ContainerAppProvider",
+        "bucket-emptier": "BucketEmptierProvider",
+    }
