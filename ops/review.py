@@ -34,9 +34,17 @@ def create(pulumi: Pulumi, number: int, template: str, console: Console) -> str:
     and is simply created again. The template's config is then copied over, so a pull request
     that changes staging's config is reviewed with it.
     """
+    from infra.settings import PROD_STACK  # the program's own test of a production stack name
+
     stack = pr_stack(number)
     if PR_STACK.match(template):
         raise OpsError(f"template {template!r} is itself a review stack: use staging.")
+    if PROD_STACK.match(template):
+        # A review stack runs the pull request's code with the template's secrets.
+        raise OpsError(
+            f"template {template!r} is a production stack: review stacks must never receive "
+            "production secrets; use staging."
+        )
     if not pulumi.stack_exists(stack):
         pulumi.stack_init(stack, copy_config_from=template)
         console.print(f"created stack {stack} with the configuration of {template}")

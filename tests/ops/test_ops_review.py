@@ -61,6 +61,17 @@ def test_create_recreates_a_stack_that_never_deployed(cli: Cli, pulumi: MemoryPu
     assert pulumi.stacks["pr-5"].config["moltworker:ephemeral"] == "true"
 
 
+@pytest.mark.parametrize("template", ["prod", "production", "prod-eu", "pr-4"])
+def test_create_refuses_production_and_review_templates(
+    cli: Cli, pulumi: MemoryPulumi, template: str
+) -> None:
+    pulumi.stacks[template] = staging()
+    run = cli("review", "create", "--pr", "3", "--template", template)
+    assert run.code == 1
+    assert "use staging" in run.err
+    assert "pr-3" not in pulumi.stacks
+
+
 def test_create_refuses_a_template_that_names_resources(cli: Cli, pulumi: MemoryPulumi) -> None:
     pulumi.stacks["staging"] = staging()
     pulumi.stacks["staging"].config["moltworker:customDomain"] = "agent.example.com"
