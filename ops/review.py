@@ -77,6 +77,10 @@ def destroy(pulumi: Pulumi, stack: str, console: Console) -> None:
             f"refusing to destroy {stack!r}: only review stacks named pr-<n> are destroyed by "
             "this command. Destroy other stacks by hand with `pulumi destroy`."
         )
+    if not pulumi.stack_exists(stack):
+        # The pull request closed before anything deployed (or the sweep got there first).
+        console.print(f"{stack}: no such stack, nothing to destroy")
+        return
     try:
         pulumi.config_refresh(stack)
     except OpsError as exc:

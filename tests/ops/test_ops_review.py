@@ -106,6 +106,13 @@ def test_destroy_trusts_the_deployed_config_not_the_local_file(
     assert "pr-7" in pulumi.stacks
 
 
+def test_destroy_of_a_stack_that_does_not_exist_is_a_no_op(cli: Cli, pulumi: MemoryPulumi) -> None:
+    run = cli("review", "destroy", "--pr", "41")
+    assert run.code == 0, run.text
+    assert "nothing to destroy" in run.out
+    assert pulumi.calls == []
+
+
 def test_destroy_removes_a_review_stack_that_never_deployed(cli: Cli, pulumi: MemoryPulumi) -> None:
     pulumi.stacks["pr-8"] = MemoryStack(config=dict(EPHEMERAL))
     run = cli("review", "destroy", "--pr", "8")
