@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import secrets as local_secrets
-from .procs import Child, ChildExited, free_port, wait_until
+from .procs import Child, ChildExited, free_ports, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_DIR = ROOT / "worker"
@@ -156,16 +156,10 @@ class Stack:
             self.secrets = dict(self.config.secrets or local_secrets.local_secrets())
         except local_secrets.SecretsError as exc:
             raise StackError(str(exc)) from None
-        self.ports = Ports(
-            worker=self.config.worker_port or free_port(),
-            gateway=free_port(),
-            control=free_port(),
-            cdp_bridge=free_port(),
-            chromium=free_port(),
-            inspector=free_port(),
-        )
-        if len(set(vars(self.ports).values())) != len(vars(self.ports)):
-            raise StackError("two services drew the same free port; start again.")
+        worker, *others = free_ports(6)
+        if self.config.worker_port in others:
+            others[others.index(self.config.worker_port)] = worker
+        self.ports = Ports(self.config.worker_port or worker, *others)
         try:
             self._start_chromium()
             self._start_runtime()
