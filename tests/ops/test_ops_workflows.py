@@ -172,6 +172,13 @@ def test_review_stacks_are_created_and_destroyed_with_the_pr() -> None:
     assert any("ops review sweep" in s.get("run", "") for s in sweep["steps"])
 
 
+def test_every_pulumi_command_logs_in_to_the_configured_backend() -> None:
+    for name, workflow in all_workflows().items():
+        for step in pulumi_steps(workflow):
+            if "command" in step:
+                assert step["cloud-url"] == "${{ vars.PULUMI_BACKEND_URL }}", name
+
+
 @pytest.mark.parametrize("name", ["ci.yml", "deploy.yml", "nightly.yml", "review-stack.yml"])
 def test_pulumi_cli_version_matches_the_sdk(name: str) -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
