@@ -154,11 +154,26 @@ def test_image_healthcheck_passes(runtime: Runtime) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_skill_installed(runtime: Runtime) -> None:
+def test_skill_installed_and_seen_by_openclaw(runtime: Runtime) -> None:
     skill = Path(runtime.env["MOLT_STATE_DIR"]) / "workspace/skills/cloudflare-browser/SKILL.md"
-    text = skill.read_text()
-    assert text.startswith("---\nname: cloudflare-browser\n")
-    assert "Browser Rendering" in text
+    assert "Browser Rendering" in skill.read_text()
+    result = subprocess.run(
+        [OPENCLAW, "skills", "info", "cloudflare-browser", "--json"],
+        env={
+            **runtime.env,
+            "OPENCLAW_STATE_DIR": runtime.env["MOLT_STATE_DIR"],
+            "OPENCLAW_CONFIG_PATH": str(Path(runtime.env["MOLT_RUNTIME_DIR"]) / "openclaw.json"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    info = json.loads(result.stdout)
+    assert info["source"] == "openclaw-workspace"
+    assert info["eligible"] is True and info["modelVisible"] is True
+    assert len(info["description"]) <= 160
 
 
 async def test_openclaw_browser_tool_works_through_the_bridge(runtime: Runtime) -> None:
