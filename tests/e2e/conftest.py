@@ -42,10 +42,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, standin: ModelStandIn) -> It
             "MODEL_PRIMARY": "anthropic/claude-sonnet-4-5",
             "MODEL_BASE_URL": standin.base_url,
             "ANTHROPIC_API_KEY": API_KEY,
-            **(
-                {"PYTHONPATH": __import__("os").environ["TMP_RT_PATCH"]}
-                if __import__("os").environ.get("TMP_RT_PATCH")
-                else {}
         },
     )
     running = Stack(config)
