@@ -52,7 +52,7 @@ gateway = AiGateway(
         cache_ttl_s=s.ai_gateway.cache_ttl_s,
     ),
 )
-date, flags = wrangler_compatibility(s.worker_dir) or (None, None)
+compatibility_date, compatibility_flags = wrangler_compatibility(s.worker_dir)
 worker_secrets, worker_vars = worker_bindings(s, secrets, storage, access, gateway)
 worker = Worker(
     "worker",
@@ -68,7 +68,8 @@ worker = Worker(
         custom_domain=s.custom_domain,
         zone_id=s.zone_id,
         cron=s.cron,
-        **({"compatibility_date": date, "compatibility_flags": flags} if date else {}),
+        compatibility_date=compatibility_date,
+        compatibility_flags=compatibility_flags,
     ),
 )
 sandbox = Sandbox(

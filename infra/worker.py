@@ -48,16 +48,14 @@ class WorkerArgs:
     compatibility_flags: list[str] = field(default_factory=lambda: ["nodejs_compat"])
 
 
-def wrangler_compatibility(worker_dir: Path) -> tuple[str, list[str]] | None:
-    """compatibility_date/flags from wrangler.jsonc, so wrangler dev and deploys agree."""
+def wrangler_compatibility(worker_dir: Path) -> tuple[str, list[str]]:
+    """compatibility_date/flags from wrangler.jsonc, so `wrangler dev` and deploys agree."""
     path = worker_dir / "wrangler.jsonc"
-    if not path.exists():
-        return None
-    text = path.read_text()
+    text = path.read_text() if path.exists() else ""
     date = re.search(r'"compatibility_date"\s*:\s*"([0-9-]+)"', text)
-    flags = re.search(r'"compatibility_flags"\s*:\s*(\[[^\]]*\])', text)
     if not date:
-        return None
+        return DEFAULT_COMPATIBILITY_DATE, ["nodejs_compat"]
+    flags = re.search(r'"compatibility_flags"\s*:\s*(\[[^\]]*\])', text)
     if not flags:
         return date.group(1), []
     try:

@@ -14,7 +14,7 @@ from infra.build import WorkerBundle
 from infra.generated_secrets import GeneratedSecrets, GeneratedSecretsArgs
 from infra.sandbox import Sandbox, SandboxArgs
 from infra.storage import Storage, StorageArgs
-from infra.worker import Worker, WorkerArgs
+from infra.worker import DEFAULT_COMPATIBILITY_DATE, Worker, WorkerArgs, wrangler_compatibility
 from tests.infra.harness import fixtures, run_under_mocks, unwrap
 
 pytestmark = pytest.mark.timeout(60)
@@ -186,3 +186,13 @@ def test_sandbox_checks_its_bounds_and_needs_a_dockerfile(tmp_path: Path) -> Non
             run_under_mocks(lambda a=bad: Sandbox("s", a))
     resources, _, _ = run_under_mocks(lambda: Sandbox("s", args()))
     assert {r.name for r in resources} == {"s", "s-registry-credentials", "s-image", "s-app"}
+
+
+def test_compatibility_comes_from_wrangler_jsonc(tmp_path: Path) -> None:
+    assert wrangler_compatibility(tmp_path) == (DEFAULT_COMPATIBILITY_DATE, ["nodejs_compat"])
+    (tmp_path / "wrangler.jsonc").write_text('{\n  // c\n  "compatibility_date": "2026-08-15"\n}')
+    assert wrangler_compatibility(tmp_path) == ("2026-08-15", [])
+    (tmp_path / "wrangler.jsonc").write_text(
+        '{"compatibility_date": "2026-08-15", "compatibility_flags": ["nodejs_compat"]}'
+    )
+    assert wrangler_compatibility(tmp_path) == ("2026-08-15", ["nodejs_compat"])
