@@ -144,7 +144,8 @@ def create_state_bucket(
 
 def write_credentials_file(path: Path, creds: StateCredentials) -> None:
     """Create `path` with mode 0600; never replace an existing file (its token would be lost)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A directory we create is private too; an existing one keeps its mode.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

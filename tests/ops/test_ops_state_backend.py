@@ -138,6 +138,19 @@ def test_create_makes_a_bucket_and_a_token_scoped_to_it(
     assert "PULUMI_BACKEND_URL, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in run.out
     creds = tmp_path / "creds.env"
     assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    nested = tmp_path / "new-dir" / "state.env"
+    again = cli(
+        "state-bucket",
+        "create",
+        "--account-id",
+        ACCOUNT,
+        "--bucket",
+        "moltworker-state",
+        "--credentials-file",
+        str(nested),
+    )
+    assert again.code == 0, again.text
+    assert stat.S_IMODE(nested.parent.stat().st_mode) == 0o700
     values = env_file(creds)
     assert values["AWS_ACCESS_KEY_ID"] == token["id"]
     assert values["AWS_SECRET_ACCESS_KEY"] == hashlib.sha256(token["value"].encode()).hexdigest()
