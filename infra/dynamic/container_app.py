@@ -90,6 +90,11 @@ class ContainerAppProvider(ResourceProvider):
                     "script_name": props["script_name"],
                 },
             )
+        if not getattr(app, "id", None):
+            raise cf.CloudflareApiError(
+                f"create container application {props['name']!r}: the API answered without an "
+                "application id; check the dashboard (Containers) before running `pulumi up` again"
+            )
         return CreateResult(app.id, _outs(props, app))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:

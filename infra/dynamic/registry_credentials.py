@@ -42,6 +42,11 @@ class RegistryCredentialsProvider(ResourceProvider):
                 expiration_minutes=int(props["expiration_minutes"]),
                 permissions=["push", "pull"],
             )
+        if not (creds.username and creds.password) or creds.registry_host != REGISTRY_HOST:
+            raise cf.CloudflareApiError(
+                f"mint push credentials for {REGISTRY_HOST}: the API answered without usable "
+                f"credentials (host {creds.registry_host!r}); run `pulumi up` again"
+            )
         outs = dict(props)
         outs.update(
             username=creds.username, password=creds.password, registry_host=creds.registry_host

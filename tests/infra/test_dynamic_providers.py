@@ -254,3 +254,18 @@ def test_check_accepts_values_unknown_during_preview(sim: CloudflareSim) -> None
     result = provider(sim).check({}, app_props(sim, image=unknown, max_instances=unknown))
     assert result.failures == []
     assert provider(sim).diff("app", app_props(sim), app_props(sim, image=unknown)).changes
+
+
+def test_unusable_api_answers_are_refused(sim: CloudflareSim) -> None:
+    original = sim._credentials
+
+    def empty_password(body: Any, account: str, domain: str) -> Any:
+        response = original(body, account, domain)
+        data = response.json()
+        data["result"]["password"] = ""
+        return type(response)(200, json=data)
+
+    sim._credentials = empty_password  # type: ignore[method-assign]
+    p = RegistryCredentialsProvider(http_client_factory=sim.client)
+    with pytest.raises(cf.CloudflareApiError, match="without usable credentials"):
+        p.create(cred_props(sim))
