@@ -19,7 +19,8 @@ import httpx
 
 from .errors import Console, OpsError
 
-ADMIN_PATHS = ("/_admin/", "/api/admin/status")
+# Access covers /_admin/*, /api/* and /debug/* (the Worker checks the Access JWT again).
+ADMIN_PATHS = ("/_admin/", "/api/admin/status", "/debug/config")
 STATUS_PATH = "/api/admin/status"
 CDP_PATH = "/cdp"
 REDIRECTS = (301, 302, 303, 307, 308)

@@ -73,7 +73,7 @@ def _handler(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:
                 if behaviour.cdp_open or self.headers.get("Authorization") == expected:
                     return self._send(426, {"error": "upgrade required"})
                 return self._send(401, {"error": "unauthorized"})
-            if path.startswith(("/_admin", "/api/admin")):
+            if path.startswith(("/_admin", "/api/admin", "/debug")):
                 token_ok = (
                     self.headers.get("CF-Access-Client-Id") == behaviour.client_id
                     and self.headers.get("CF-Access-Client-Secret") == behaviour.client_secret

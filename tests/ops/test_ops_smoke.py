@@ -51,11 +51,11 @@ def test_healthy_stack_passes_every_check(cli: Cli, tmp_path: Path, refusal: str
     with serve(b) as url:
         run = smoke(cli, outputs_file(tmp_path, url, b))
     assert run.code == 0, run.text
-    assert "smoke: 5 checks, 0 failed" in run.out
+    assert "smoke: 6 checks, 0 failed" in run.out
     assert "gateway running, last snapshot 42s old, nothing unsaved" in run.out
     # The refusals were checked without credentials, the status with the service token.
-    admin_calls = [h for p, h in b.seen if p.startswith(("/_admin", "/api/admin"))]
-    assert [("CF-Access-Client-Secret" in h) for h in admin_calls] == [False, False, True]
+    admin_calls = [h for p, h in b.seen if p.startswith(("/_admin", "/api/admin", "/debug"))]
+    assert [("CF-Access-Client-Secret" in h) for h in admin_calls] == [False, False, False, True]
     assert_no_secrets(run.text, b)
 
 
@@ -66,7 +66,7 @@ def test_public_admin_path_fails_loudly(cli: Cli, tmp_path: Path) -> None:
     assert run.code == 1
     assert "FAIL /_admin/ without Access" in run.out
     assert "PUBLIC" in run.out
-    assert "smoke: 5 checks, 2 failed" in run.out
+    assert "smoke: 6 checks, 3 failed" in run.out
     assert_no_secrets(run.text, b)
 
 
@@ -174,7 +174,7 @@ def test_without_service_token_the_status_check_explains(cli: Cli, tmp_path: Pat
     assert run.code == 1
     assert "accessServiceToken true" in run.out
     assert skipped.code == 0
-    assert "smoke: 4 checks, 0 failed" in skipped.out
+    assert "smoke: 5 checks, 0 failed" in skipped.out
 
 
 def test_unreachable_endpoint(cli: Cli, tmp_path: Path) -> None:
