@@ -59,8 +59,10 @@ export function containerEnv(env: AppEnv, publicHost: string): Record<string, st
 	}
 	vars.MOLT_STORE = "r2";
 	const host = publicHost.toLowerCase();
-	if (vars.MOLT_CDP_SECRET && HOST_NAME.test(host)) {
-		vars.MOLT_CDP_UPSTREAM = `wss://${host}/cdp`;
+	if (HOST_NAME.test(host)) {
+		// OpenClaw accepts Control UI browsers only from its configured public origin.
+		vars.MOLT_PUBLIC_ORIGIN = `https://${host}`;
+		if (vars.MOLT_CDP_SECRET) vars.MOLT_CDP_UPSTREAM = `wss://${host}/cdp`;
 	}
 	return vars;
 }

@@ -18,6 +18,7 @@ describe("container environment", () => {
 			...CONTAINER_VAR_NAMES,
 			"MOLT_STORE",
 			"MOLT_CDP_UPSTREAM",
+			"MOLT_PUBLIC_ORIGIN",
 		]);
 		for (const name of Object.keys(vars)) expect(allowed.has(name), name).toBe(true);
 		expect(vars.OPENCLAW_GATEWAY_TOKEN).toBe(SECRETS.OPENCLAW_GATEWAY_TOKEN);
@@ -27,6 +28,7 @@ describe("container environment", () => {
 		expect(vars).not.toHaveProperty("SLACK_APP_TOKEN");
 		expect(vars.MOLT_STORE).toBe("r2");
 		expect(vars.MOLT_CDP_UPSTREAM).toBe("wss://agent.example.com/cdp");
+		expect(vars.MOLT_PUBLIC_ORIGIN).toBe("https://agent.example.com");
 	});
 
 	it("gives no CDP upstream without a CDP secret or a valid host", () => {
@@ -34,6 +36,7 @@ describe("container environment", () => {
 			containerEnv(deployedEnv({ MOLT_CDP_SECRET: undefined }), "agent.example.com"),
 		).not.toHaveProperty("MOLT_CDP_UPSTREAM");
 		expect(containerEnv(deployedEnv(), "bad host/../x")).not.toHaveProperty("MOLT_CDP_UPSTREAM");
+		expect(containerEnv(deployedEnv(), "bad host/../x")).not.toHaveProperty("MOLT_PUBLIC_ORIGIN");
 	});
 
 	it.each([
