@@ -233,4 +233,16 @@ def worker_bundle(
         (staging / ".complete").write_text(inputs)
         shutil.rmtree(outdir, ignore_errors=True)
         staging.rename(outdir)
+        _prune(cache, keep=KEEP_BUNDLES)
     return _bundle(outdir, inputs)
+
+
+KEEP_BUNDLES = 5
+
+
+def _prune(cache: Path, keep: int) -> None:
+    """Drop all but the `keep` newest finished bundles (switching branches reuses those)."""
+    done = [d for d in cache.iterdir() if (d / ".complete").exists()]
+    done.sort(key=lambda d: (d / ".complete").stat().st_mtime, reverse=True)
+    for old in done[keep:]:
+        shutil.rmtree(old, ignore_errors=True)

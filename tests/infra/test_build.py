@@ -160,3 +160,16 @@ def test_every_emitted_module_is_uploaded_main_first(tmp_path: Path) -> None:
     (out / "data.sqlite").write_bytes(b"x")
     with pytest.raises(build.BuildError, match=r"data\.sqlite, a file type"):
         build.worker_bundle(tmp_path, prebuilt=out)
+
+
+def test_the_bundle_cache_keeps_the_newest_few(tmp_path: Path) -> None:
+    tree = worker_tree(tmp_path / "worker")
+    bundler = CountingBundler()
+    dirs = []
+    for i in range(build.KEEP_BUNDLES + 2):
+        (tree / "src" / "index.ts").write_text(f"export default {{ v: {i} }};\n")
+        bundle = build.worker_bundle(tree, bundler=bundler, cache=tmp_path / "cache")
+        os.utime(bundle.directory / ".complete", (1000 + i, 1000 + i))
+        dirs.append(bundle.directory)
+    kept = [d for d in dirs if d.exists()]
+    assert kept == dirs[-build.KEEP_BUNDLES :]
