@@ -1,9 +1,9 @@
 """A stand-in for the model provider, served by aiohttp on 127.0.0.1 in a thread of the test.
 
-It speaks both wire formats OpenClaw uses for a provider with a custom `baseUrl`: OpenAI chat
-completions (`POST {base}/chat/completions`; OpenClaw's adapter when the provider entry names no
-`api`, which is what the runtime renders for MODEL_BASE_URL today) and Anthropic Messages
-(`POST {base}/v1/messages`), each streaming (SSE) and not. The provider is the only external
+It speaks both wire formats the runtime configures OpenClaw with for MODEL_BASE_URL: Anthropic
+Messages (`POST {base}/v1/messages`, provider `anthropic`, `api: anthropic-messages`) and OpenAI
+chat completions (`POST {base}/chat/completions`, provider `openai`, `api: openai-completions`),
+each streaming (SSE) and not. The provider is the only external
 service of the system, so it is the only thing the end-to-end tests replace.
 
 Replies are deterministic: `STANDIN says: heard <markers>`, naming every `MARK-<letters/digits>`

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import json
 import secrets
 import struct
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -115,6 +113,8 @@ def test_chat_round_trip_through_the_worker(
     answered = [r for r in standin.requests[before:] if mark in r.last_user_text]
     assert answered, f"the stand-in never saw {mark}: {standin.requests[before:]}"
     assert all(r.stream for r in answered), "OpenClaw streams chat replies"
+    # MODEL_PRIMARY is anthropic/...: the runtime must have OpenClaw speak Anthropic Messages.
+    assert {r.api for r in answered} == {"anthropic"}, answered
     assert {r.model for r in answered} >= {"claude-sonnet-4-5"}
     shared["mark_1"] = mark
 
@@ -150,14 +150,10 @@ def local_page() -> Iterator[str]:
 def test_agent_browser_path_reaches_chromium(
     playwright: Playwright, stack: Stack, local_page: str, artifacts: Path
 ) -> None:
-    # What OpenClaw's browser tool does: discover the bridge's browser socket on 127.0.0.1 and
-    # attach over CDP. The bridge goes on to the Worker's /cdp with the secret in a header, the
-    # Worker to Chromium. (The socket URL is read here rather than by Playwright, whose own
-    # discovery asks for `/json/version/`: see notes in the blockers list.)
-    with urllib.request.urlopen(f"{stack.cdp_bridge_url}/json/version", timeout=10) as response:  # noqa: S310
-        ws_url = json.loads(response.read())["webSocketDebuggerUrl"]
-    assert ws_url.startswith(stack.cdp_bridge_url.replace("http://", "ws://") + "/devtools/")
-    browser = playwright.chromium.connect_over_cdp(ws_url, timeout=60_000)
+    # What OpenClaw's browser tool does: attach over CDP to the bridge on 127.0.0.1 (discovery
+    # through its /json/version/). The bridge goes on to the Worker's /cdp with the secret in a
+    # header, the Worker to Chromium.
+    browser = playwright.chromium.connect_over_cdp(stack.cdp_bridge_url, timeout=60_000)
     try:
         context = browser.contexts[0] if browser.contexts else browser.new_context()
         page = context.new_page()
