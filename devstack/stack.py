@@ -361,9 +361,18 @@ class Stack:
         self.worker.start()
 
     def _frozen_worker(self) -> Path:
-        """A copy of the Worker's sources (node_modules linked, not copied)."""
-        target = self.home / "worker-frozen"
-        shutil.rmtree(target, ignore_errors=True)
+        """A copy of the Worker's sources (node_modules linked, not copied).
+
+        The copy sits in a directory whose other entries link to the repository's, so paths in
+        wrangler.jsonc relative to worker/ (`../container/Dockerfile`) resolve as they do there.
+        """
+        mirror = self.home / "frozen"
+        shutil.rmtree(mirror, ignore_errors=True)
+        mirror.mkdir(parents=True)
+        for entry in ROOT.iterdir():
+            if entry.name != WORKER_DIR.name:
+                (mirror / entry.name).symlink_to(entry)
+        target = mirror / WORKER_DIR.name
         shutil.copytree(
             WORKER_DIR,
             target,
