@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from pulumi.dynamic import Config, ConfigureRequest
 
 from infra.dynamic.bucket_emptier import BucketEmptierProvider, empty_bucket, s3_client
 
 pytestmark = [pytest.mark.s3, pytest.mark.timeout(60)]
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def ephemeral_provider(value: str = "true") -> BucketEmptierProvider:
@@ -42,13 +29,13 @@ def props(endpoint: str, bucket: str) -> dict[str, Any]:
     }
 
 
-def test_delete_empties_the_bucket_so_it_can_be_deleted(endpoint: str) -> None:
-    p = props(endpoint, "moltworker-pr-7-data")
+def test_delete_empties_the_bucket_so_it_can_be_deleted(moto_endpoint: str) -> None:
+    p = props(moto_endpoint, "moltworker-pr-7-data")
     s3 = s3_client(p)
     # R2's region is "auto"; moto only creates buckets in a real AWS region.
     admin = boto3.client(
         "s3",
-        endpoint_url=endpoint,
+        endpoint_url=moto_endpoint,
         region_name="us-east-1",
         aws_access_key_id="test-key-id",
         aws_secret_access_key="test-secret",
@@ -75,8 +62,8 @@ def test_delete_empties_the_bucket_so_it_can_be_deleted(endpoint: str) -> None:
     s3.delete_bucket(Bucket=p["bucket"])  # what the bucket resource's delete then does
 
 
-def test_delete_of_a_missing_bucket_is_done(endpoint: str) -> None:
-    ephemeral_provider().delete("x", props(endpoint, "never-created-bucket"))
+def test_delete_of_a_missing_bucket_is_done(moto_endpoint: str) -> None:
+    ephemeral_provider().delete("x", props(moto_endpoint, "never-created-bucket"))
 
 
 class _RefusingS3:
@@ -107,12 +94,14 @@ def test_refused_deletes_stop_the_destroy_with_the_reason() -> None:
 
 
 @pytest.mark.parametrize("configured", [None, "false"])
-def test_a_stack_turned_kept_never_loses_its_objects(endpoint: str, configured: str | None) -> None:
+def test_a_stack_turned_kept_never_loses_its_objects(
+    moto_endpoint: str, configured: str | None
+) -> None:
     """ephemeral true -> false removes the emptier; its delete must then leave the data alone."""
-    p = props(endpoint, f"kept-{configured}")
+    p = props(moto_endpoint, f"kept-{configured}")
     admin = boto3.client(
         "s3",
-        endpoint_url=endpoint,
+        endpoint_url=moto_endpoint,
         region_name="us-east-1",
         aws_access_key_id="test-key-id",
         aws_secret_access_key="test-secret",

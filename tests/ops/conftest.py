@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 import boto3.session
 import pytest
 from botocore.config import Config as BotoConfig
-from moto.server import ThreadedMotoServer
 from ops_fakes import Cli, MemoryPulumi, current_event_loop
 
 from ops.context import Deps
@@ -35,18 +34,6 @@ def cli(pulumi: MemoryPulumi) -> Cli:
         return pulumi
 
     return Cli(pulumi, Deps(env={}, pulumi=factory))
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """A local S3-compatible server on an ephemeral port, shared by the tests of this package."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ import boto3.session
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
-from moto.server import ThreadedMotoServer
 from sandbox_runtime.snapshots import HeadConflict, StoreUnavailable, open_store
 from sandbox_runtime.snapshots.s3store import S3Settings, S3Store
 from snapshot_helpers import (
@@ -36,17 +35,6 @@ from snapshot_helpers import (
 )
 
 pytestmark = [pytest.mark.s3, pytest.mark.timeout(90)]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def r2_env(endpoint: str, bucket: str) -> dict[str, str]:
