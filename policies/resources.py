@@ -42,8 +42,9 @@ DOCKER_IMAGE = "docker-build:index:Image"
 DYNAMIC_PREFIX = "pulumi-python:dynamic"
 CONTAINER_APP_TYPES = ("pulumi-python:dynamic/moltworker:ContainerApp",)
 BUCKET_EMPTIER_TYPES = ("pulumi-python:dynamic/moltworker:BucketEmptier",)
-# The engine strips `__provider` from what policies see, so a generic dynamic resource is told
-# apart by the inputs infra/dynamic/ gives it.
+# infra/dynamic/ names its classes, so the type token identifies them; an unnamed dynamic resource
+# (the engine strips `__provider` from what policies see) is still told apart by its inputs, so a
+# refactor that drops the names cannot switch these rules off.
 CONTAINER_APP_KEYS = frozenset({"image", "max_instances", "class_name", "script_name"})
 BUCKET_EMPTIER_KEYS = frozenset({"endpoint", "bucket", "access_key_id", "secret_access_key"})
 

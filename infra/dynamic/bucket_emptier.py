@@ -116,7 +116,7 @@ class BucketEmptierProvider(ResourceProvider):
             return  # already gone
 
 
-class BucketEmptier(Resource):
+class BucketEmptier(Resource, module="moltworker", name="BucketEmptier"):
     def __init__(
         self,
         name: str,

@@ -159,7 +159,7 @@ class ContainerAppProvider(ResourceProvider):
             raise
 
 
-class ContainerApp(Resource):
+class ContainerApp(Resource, module="moltworker", name="ContainerApp"):
     application_id: pulumi.Output[str]
     namespace_id: pulumi.Output[str]
     image: pulumi.Output[str]

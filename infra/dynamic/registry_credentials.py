@@ -73,7 +73,7 @@ class RegistryCredentialsProvider(ResourceProvider):
         return None  # nothing to revoke: the credentials expire after expiration_minutes
 
 
-class RegistryCredentials(Resource):
+class RegistryCredentials(Resource, module="moltworker", name="RegistryCredentials"):
     username: pulumi.Output[str]
     password: pulumi.Output[str]
     registry_host: pulumi.Output[str]

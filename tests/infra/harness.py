@@ -39,7 +39,13 @@ ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "moltworker"
 SECRET_SIG = rpc._special_sig_key  # the wire marker of a secret value
 SECRET_VALUE = rpc._special_secret_sig
-DYNAMIC = "pulumi-python:dynamic:Resource"
+# infra/dynamic/ names its resource classes (pulumi.dynamic.Resource's module=/name=), so the
+# type token says which provider a dynamic resource belongs to.
+DYNAMIC_KINDS = {
+    "pulumi-python:dynamic/moltworker:RegistryCredentials": "registry-credentials",
+    "pulumi-python:dynamic/moltworker:ContainerApp": "container-app",
+    "pulumi-python:dynamic/moltworker:BucketEmptier": "bucket-emptier",
+}
 
 # Test values for every secret key; distinctive so a leak is easy to find in any input.
 TEST_SECRETS: dict[str, str] = {
@@ -114,7 +120,7 @@ class RecordedResource:
 
     @property
     def dynamic_kind(self) -> str | None:
-        return _dynamic_kind(self.inputs) if self.type == DYNAMIC else None
+        return DYNAMIC_KINDS.get(self.type)
 
 
 @dataclass
@@ -135,16 +141,6 @@ class ProgramRun:
 
     def dynamic(self, kind: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.dynamic_kind == kind]
-
-
-def _dynamic_kind(inputs: Mapping[str, Any]) -> str:
-    if "fingerprint" in inputs:
-        return "registry-credentials"
-    if "class_name" in inputs and "image" in inputs:
-        return "container-app"
-    if "endpoint" in inputs and "bucket" in inputs:
-        return "bucket-emptier"
-    return "unknown"
 
 
 class ProgramMocks(pulumi.runtime.Mocks):
@@ -180,8 +176,8 @@ class ProgramMocks(pulumi.runtime.Mocks):
             digest = "sha256:" + _fake("", plain.get("tags"), plain.get("buildArgs"), length=64)
             outs["digest"] = digest
             outs["ref"] = f"{plain['tags'][0]}@{digest}"
-        elif t == DYNAMIC:
-            kind = _dynamic_kind(plain)
+        elif t in DYNAMIC_KINDS:
+            kind = DYNAMIC_KINDS[t]
             if kind == "registry-credentials":
                 outs["username"] = "v1"
                 outs["password"] = _fake("regpass-", plain["fingerprint"])

@@ -313,7 +313,7 @@ def compliant_stack(stack: str = "prod", *, custom_domain: bool = True) -> list[
             {"buildArgs": {"OPENCLAW_VERSION": "2026.9.6"}, "push": True},
         ),
         Res(
-            "pulumi-python:dynamic:Resource",
+            "pulumi-python:dynamic/moltworker:ContainerApp",
             "sandbox-app",
             {
                 "account_id": ACCOUNT,

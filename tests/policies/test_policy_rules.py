@@ -160,7 +160,7 @@ def test_disabled_or_trash_only_lifecycle_rules_pass() -> None:
 def emptier() -> Res:
     inputs = {"endpoint": "https://r2", "bucket": "moltworker-prod-data"}
     inputs |= {"access_key_id": "id", "secret_access_key": "key"}
-    return Res("pulumi-python:dynamic:Resource", "storage-emptier", inputs)
+    return Res("pulumi-python:dynamic/moltworker:BucketEmptier", "storage-emptier", inputs)
 
 
 def test_a_bucket_emptier_on_a_kept_stack_is_refused() -> None:
@@ -690,9 +690,9 @@ def test_other_dynamic_resources_are_not_containers() -> None:
     assert check_resource(rules.pinned_versions, emptier) == []
 
 
-def test_a_named_dynamic_container_type_is_recognised() -> None:
+def test_an_unnamed_dynamic_container_is_recognised_by_its_inputs() -> None:
     app = container(max_instances=3)
-    app.type = "pulumi-python:dynamic/moltworker:ContainerApp"
+    app.type = "pulumi-python:dynamic:Resource"
     assert len(check_resource(rules.container_bounded, app)) == 1
 
 

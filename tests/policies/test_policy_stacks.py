@@ -32,7 +32,7 @@ POLICY = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
 TOKEN = "cloudflare:index/accountToken:AccountToken"
 GATEWAY = "cloudflare:index/aiGateway:AiGateway"
 IMAGE = "docker-build:index:Image"
-DYNAMIC = "pulumi-python:dynamic:Resource"
+CONTAINER_APP = "pulumi-python:dynamic/moltworker:ContainerApp"
 
 
 def mandatory(findings: list[Finding]) -> list[Finding]:
@@ -214,7 +214,7 @@ def _open_gateway(run: StackRun) -> None:
 
 
 def _unpin_image(run: StackRun) -> None:
-    app = next(r for r in run.resources if r.type == DYNAMIC and "max_instances" in r.props)
+    app = run.one(CONTAINER_APP)
     app.props["image"] = app.props["image"].split("@", 1)[0]
 
 
