@@ -12,7 +12,7 @@ bootstrap:
 	@$(PYTHON) scripts/bootstrap.py --chromium
 
 dev: bootstrap
-	@$(VENV_PY) scripts/dev.py
+	@$(VENV_PY) -m devstack
 
 test: bootstrap
 	@$(VENV_PY) scripts/check.py
