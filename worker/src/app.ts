@@ -26,7 +26,7 @@ export type Deps = {
 	browser?: (env: AppEnv, local: LocalConfig | undefined) => BrowserSource;
 };
 
-function defaultBackend(
+export function defaultBackend(
 	deps: Deps,
 	env: AppEnv,
 	url: URL,

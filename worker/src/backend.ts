@@ -13,9 +13,30 @@ export type BootState =
 			phase: string;
 	  };
 
+/** What the cron job may learn about the sandbox without waking it. */
+export type RunningState = {
+	running: boolean;
+	/** The container library's state (`healthy`, `stopped`, ...) or, locally, the runtime's phase. */
+	status: string;
+};
+
 export interface Backend {
 	/** Starts the sandbox when it is not running and says whether the gateway takes traffic now. */
 	prepare(): Promise<BootState>;
+	/**
+	 * Whether the sandbox runs right now. Never starts it and never counts as activity, so a caller
+	 * polling it (the cron job) leaves `sleepAfter` in charge of when the container sleeps.
+	 */
+	runningState(): Promise<RunningState>;
+	/**
+	 * Calls the control API only while the sandbox runs, again without starting it or renewing its
+	 * sleep timer; `undefined` when it is not running. Same arguments as `control`.
+	 */
+	controlIfRunning(
+		method: "GET" | "POST",
+		path: string,
+		token: string,
+	): Promise<Response | undefined>;
 	/** Forwards a plain HTTP request to the gateway. */
 	gatewayFetch(request: Request): Promise<Response>;
 	/** Opens a WebSocket to the gateway for this upgrade request; resolves to an unaccepted socket. */

@@ -5,6 +5,7 @@ import {
 	type BootState,
 	type BrowserSource,
 	headersForGateway,
+	type RunningState,
 	socketFrom,
 } from "./backend";
 import { isLoopbackHost, type LocalConfig } from "./local";
@@ -58,6 +59,24 @@ export class LocalBackend implements Backend {
 		const response = await this.fetchFn(url, { headers });
 		if (response.status === 503) throw new UpstreamNotReady("gateway not ready");
 		return socketFrom(response, "the local gateway");
+	}
+
+	/** Locally nothing can be started from here: "running" means the runtime answers. */
+	async runningState(): Promise<RunningState> {
+		let response: Response;
+		try {
+			response = await this.fetchFn(new URL("/healthz", this.config.control), {
+				signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
+			});
+		} catch {
+			return { running: false, status: "unreachable" };
+		}
+		const phase = phaseOf(await response.json().catch(() => undefined));
+		return { running: true, status: phase ?? `answered ${response.status}` };
+	}
+
+	controlIfRunning(method: "GET" | "POST", path: string, token: string): Promise<Response> {
+		return this.control(method, path, token);
 	}
 
 	async control(method: "GET" | "POST", path: string, token: string): Promise<Response> {

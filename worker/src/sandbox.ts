@@ -9,6 +9,7 @@ import {
 	BackendUnavailable,
 	type BootState,
 	headersForGateway,
+	type RunningState,
 	socketFrom,
 } from "./backend";
 import { containerEnv, parseSleepAfter } from "./container-env";
@@ -23,6 +24,9 @@ const PORT_READY_TIMEOUT_MS = 5 * 60_000;
 const INSTANCE_TIMEOUT_MS = 2 * 60_000;
 const HEALTH_TIMEOUT_MS = 1_500;
 const HOST_KEY = "publicHost";
+/** A snapshot of a large state can take a while; the cron run waits for it, then gives up. */
+const CRON_CONTROL_TIMEOUT_MS = 2 * 60_000;
+const CONTROL_PATH = /^\/v1\/[a-z][a-z/]{0,63}$/;
 
 export class Sandbox extends Container<AppEnv> {
 	override defaultPort = GATEWAY_PORT;
@@ -68,6 +72,31 @@ export class Sandbox extends Container<AppEnv> {
 			this.ctx.waitUntil(this.booting);
 		}
 		return { ready: false, phase: await this.runtimePhase() };
+	}
+
+	/** RPC from the cron job: reads state only; starts nothing, renews nothing. */
+	async runningState(): Promise<RunningState> {
+		const state = await this.getState();
+		return { running: this.ctx.container?.running === true, status: state.status };
+	}
+
+	/**
+	 * RPC from the cron job: one control API call straight to the container's port. Unlike
+	 * `fetch` (the library's `containerFetch`), this neither starts a stopped container nor
+	 * renews the activity timeout, so a cron run every few minutes cannot keep the sandbox awake.
+	 */
+	async controlIfRunning(
+		method: "GET" | "POST",
+		path: string,
+		token: string,
+	): Promise<Response | undefined> {
+		if (!CONTROL_PATH.test(path)) throw new Error("control path must be /v1/<name>");
+		if (!this.ctx.container?.running) return undefined;
+		return this.ctx.container.getTcpPort(CONTROL_PORT).fetch(`http://sandbox${path}`, {
+			method,
+			headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+			signal: AbortSignal.timeout(CRON_CONTROL_TIMEOUT_MS),
+		});
 	}
 
 	private async runtimePhase(): Promise<string> {
@@ -140,6 +169,18 @@ export class ContainerBackend implements Backend {
 			});
 			throw error;
 		}
+	}
+
+	runningState(): Promise<RunningState> {
+		return this.stub.runningState();
+	}
+
+	controlIfRunning(
+		method: "GET" | "POST",
+		path: string,
+		token: string,
+	): Promise<Response | undefined> {
+		return this.stub.controlIfRunning(method, path, token);
 	}
 
 	gatewayFetch(request: Request): Promise<Response> {

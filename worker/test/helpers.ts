@@ -2,7 +2,7 @@
 import { env as baseEnv } from "cloudflare:workers";
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { createHandler, type Deps } from "../src/app";
-import type { Backend, BootState, BrowserSource } from "../src/backend";
+import type { Backend, BootState, BrowserSource, RunningState } from "../src/backend";
 import type { AppEnv } from "../src/env";
 
 /** Every secret value a test configures; the log guard (setup.ts) asserts none reaches a log. */
@@ -43,13 +43,29 @@ export class FakeBackend implements Backend {
 	boot: BootState = { ready: true };
 	controlCalls: ControlCall[] = [];
 	gatewayRequests: Request[] = [];
-	controlAnswer: () => Response = () => Response.json({ ok: true });
+	controlAnswer: (call: ControlCall) => Response = () => Response.json({ ok: true });
 	/** The upstream end of the last gateway socket, for the test to drive. */
 	upstreamPeer: WebSocket | undefined;
 	socketRequests: Request[] = [];
 
+	/** What `runningState` reports; `prepareCalls` counts every (would-be) start. */
+	running: RunningState = { running: true, status: "healthy" };
+	prepareCalls = 0;
+
 	async prepare(): Promise<BootState> {
+		this.prepareCalls++;
 		return this.boot;
+	}
+	async runningState(): Promise<RunningState> {
+		return this.running;
+	}
+	async controlIfRunning(
+		method: "GET" | "POST",
+		path: string,
+		token: string,
+	): Promise<Response | undefined> {
+		if (!this.running.running) return undefined;
+		return this.control(method, path, token);
 	}
 	async gatewayFetch(request: Request): Promise<Response> {
 		this.gatewayRequests.push(request);
@@ -67,8 +83,9 @@ export class FakeBackend implements Backend {
 		return pair[0];
 	}
 	async control(method: "GET" | "POST", path: string, token: string): Promise<Response> {
-		this.controlCalls.push({ method, path, token });
-		return this.controlAnswer();
+		const call = { method, path, token };
+		this.controlCalls.push(call);
+		return this.controlAnswer(call);
 	}
 }
 
