@@ -17,7 +17,7 @@ import { cdpRoute } from "./routes/cdp";
 import { debugRoute } from "./routes/debug";
 import { gatewayRoute } from "./routes/gateway";
 import { loginRoute } from "./routes/login";
-import { ContainerBackend } from "./sandbox";
+import { ContainerBackend, sandboxBrowserSessions } from "./sandbox";
 
 export type Deps = {
 	/** Outbound HTTP: the Access certs endpoint and, in the local run, the loopback services. */
@@ -38,7 +38,7 @@ export function defaultBackend(
 
 function defaultBrowser(deps: Deps, env: AppEnv, local: LocalConfig | undefined): BrowserSource {
 	if (local) return new LocalChromium(local.cdp, deps.fetch);
-	return new BrowserRendering(env.BROWSER);
+	return new BrowserRendering(env.BROWSER, sandboxBrowserSessions(env.SANDBOX));
 }
 
 function isAdminPath(pathname: string): boolean {

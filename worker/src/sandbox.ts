@@ -12,6 +12,7 @@ import {
 	type RunningState,
 	socketFrom,
 } from "./backend";
+import { BrowserSessionKeeper, type BrowserSessions } from "./browser-rendering";
 import { containerEnv, parseSleepAfter } from "./container-env";
 import { type AppEnv, CONTROL_PORT, GATEWAY_PORT } from "./env";
 import { isServingPhase, phaseOf } from "./local-backend";
@@ -34,6 +35,7 @@ export class Sandbox extends Container<AppEnv> {
 	override enableInternet = true;
 	private readonly neverSleep: boolean;
 	private booting: Promise<void> | undefined;
+	private keeper: BrowserSessionKeeper | undefined;
 
 	constructor(ctx: ConstructorParameters<typeof Container>[0], env: AppEnv) {
 		super(ctx, env);
@@ -72,6 +74,21 @@ export class Sandbox extends Container<AppEnv> {
 			this.ctx.waitUntil(this.booting);
 		}
 		return { ready: false, phase: await this.runtimePhase() };
+	}
+
+	/** RPC from `/cdp`: the deployment's Browser Rendering session (see browser-rendering.ts). */
+	async browserSession(): Promise<string> {
+		return this.browserSessions().current();
+	}
+
+	/** RPC from `/cdp`: a connection to `staleId` failed; returns the session to use instead. */
+	async replaceBrowserSession(staleId: string): Promise<string> {
+		return this.browserSessions().replace(staleId);
+	}
+
+	private browserSessions(): BrowserSessionKeeper {
+		this.keeper ??= new BrowserSessionKeeper(this.ctx.storage.kv, this.env.BROWSER);
+		return this.keeper;
 	}
 
 	/** RPC from the cron job: reads state only; starts nothing, renews nothing. */
@@ -142,6 +159,22 @@ export class Sandbox extends Container<AppEnv> {
 	}
 }
 
+function sandboxStub(namespace: DurableObjectNamespace<Sandbox>): DurableObjectStub<Sandbox> {
+	return namespace.get(namespace.idFromName(SANDBOX_NAME));
+}
+
+/** The browser session remembered by the deployment's `Sandbox` object (never starts the container). */
+export function sandboxBrowserSessions(
+	namespace: DurableObjectNamespace<Sandbox>,
+): BrowserSessions {
+	const stub = sandboxStub(namespace);
+	return {
+		// Awaited here so callers get a plain Promise, not the RPC stub's thenable.
+		current: async () => await stub.browserSession(),
+		replace: async (staleId) => await stub.replaceBrowserSession(staleId),
+	};
+}
+
 /** The production Backend: requests go to the `Sandbox` Durable Object and on into the container. */
 export class ContainerBackend implements Backend {
 	private readonly stub: DurableObjectStub<Sandbox>;
@@ -150,7 +183,7 @@ export class ContainerBackend implements Backend {
 		namespace: DurableObjectNamespace<Sandbox>,
 		private readonly publicHost: string,
 	) {
-		this.stub = namespace.get(namespace.idFromName(SANDBOX_NAME));
+		this.stub = sandboxStub(namespace);
 	}
 
 	async prepare(): Promise<BootState> {
@@ -171,16 +204,16 @@ export class ContainerBackend implements Backend {
 		}
 	}
 
-	runningState(): Promise<RunningState> {
-		return this.stub.runningState();
+	async runningState(): Promise<RunningState> {
+		return await this.stub.runningState();
 	}
 
-	controlIfRunning(
+	async controlIfRunning(
 		method: "GET" | "POST",
 		path: string,
 		token: string,
 	): Promise<Response | undefined> {
-		return this.stub.controlIfRunning(method, path, token);
+		return await this.stub.controlIfRunning(method, path, token);
 	}
 
 	gatewayFetch(request: Request): Promise<Response> {

@@ -19,8 +19,6 @@ export type ProxyLimits = {
 	maxFrameBytes: number;
 	maxQueuedFrames: number;
 	maxQueuedBytes: number;
-	/** Sent upstream just before the upstream is closed because the client went away. */
-	farewellFrame?: string;
 };
 
 export const GATEWAY_LIMITS: ProxyLimits = {
@@ -125,25 +123,14 @@ export function pipeWebSockets(
 	let finished = false;
 	// A client close seen while the upstream was still connecting, replayed once it opens.
 	let pendingClose: { code: number; reason: string } | undefined;
-	let upstreamGone = false;
 
 	const finish = (code: number, reason: string, why: string) => {
 		if (finished) return;
 		finished = true;
 		log(code === 1000 ? "info" : "warn", "websocket closed", { route, code, reason: why });
 		safeClose(client, code, reason);
-		if (target) farewellAndClose(target, code, reason);
+		if (target) safeClose(target, code, reason);
 		else pendingClose = { code, reason };
-	};
-	const farewellAndClose = (socket: WebSocket, code: number, reason: string) => {
-		if (limits.farewellFrame !== undefined && !upstreamGone) {
-			try {
-				socket.send(limits.farewellFrame);
-			} catch {
-				// The upstream is already closing; it needs no farewell.
-			}
-		}
-		safeClose(socket, code, reason);
 	};
 
 	const forward = (socket: WebSocket, frame: Frame, direction: string) => {
@@ -184,7 +171,7 @@ export function pipeWebSockets(
 		if (finished) return;
 		finished = true;
 		safeClose(client, event.code, event.reason);
-		if (target) farewellAndClose(target, event.code, event.reason);
+		if (target) safeClose(target, event.code, event.reason);
 		else pendingClose = { code: event.code, reason: event.reason };
 	});
 	client.addEventListener("error", () => finish(1011, "client socket error", "client_error"));
@@ -195,7 +182,7 @@ export function pipeWebSockets(
 			socket.accept();
 			target = socket;
 			if (pendingClose) {
-				farewellAndClose(socket, pendingClose.code, pendingClose.reason);
+				safeClose(socket, pendingClose.code, pendingClose.reason);
 				return;
 			}
 			socket.addEventListener(
@@ -214,7 +201,6 @@ export function pipeWebSockets(
 				}),
 			);
 			socket.addEventListener("close", (event) => {
-				upstreamGone = true;
 				if (finished) return;
 				finished = true;
 				safeClose(socket, event.code, event.reason);

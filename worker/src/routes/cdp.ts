@@ -1,7 +1,8 @@
 /**
  * `/cdp`: the sandbox's browser. The runtime's CDP bridge connects here with the shared secret in
  * an `Authorization: Bearer` header (never in the URL) and gets a Browser Rendering session (or
- * the local Chromium); CDP messages pass through unchanged in both directions.
+ * the local Chromium); CDP messages pass through unchanged in both directions. A hang-up closes
+ * only this connection: the browser stays up for the next one (its keep-alive ends it when idle).
  */
 import type { BrowserSource } from "../backend";
 import { bearerToken, secretEquals } from "../compare";
@@ -12,22 +13,10 @@ import { MAX_QUEUED_BYTES, MAX_QUEUED_FRAMES, type ProxyLimits, pipeWebSockets }
 /** CDP frames carry screenshots and DOM snapshots; 16 MiB leaves room below the platform's 32 MiB. */
 export const CDP_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
-/**
- * Closing the socket alone leaves a Browser Rendering session running (and billed) until its
- * keep-alive runs out, so when the sandbox hangs up the browser is told to close, as
- * @cloudflare/playwright does on `browser.close()`. The id is one no client request uses.
- */
-export const BROWSER_CLOSE_FRAME = JSON.stringify({
-	id: 2147483647,
-	method: "Browser.close",
-	params: {},
-});
-
 const CDP_LIMITS: ProxyLimits = {
 	maxFrameBytes: CDP_MAX_FRAME_BYTES,
 	maxQueuedFrames: MAX_QUEUED_FRAMES,
 	maxQueuedBytes: Math.max(MAX_QUEUED_BYTES, CDP_MAX_FRAME_BYTES),
-	farewellFrame: BROWSER_CLOSE_FRAME,
 };
 
 export async function cdpRoute(
