@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from model_standin import REPLY_PREFIX, ModelStandIn
+from model_standin import API_KEY, REPLY_PREFIX, ModelStandIn
 from playwright.sync_api import Browser, Playwright, expect
 from ui import AdminUi, ControlUi, admin_api
 
@@ -285,3 +285,20 @@ def test_reject_and_revoke_take_effect(
     device_a.reload()
     device_a.wait_pairing_required()
     device_a.screenshot(artifacts / "07-control-ui-after-revoke.png")
+
+
+# -------------------------------------------------------------------------- no secret leaks
+
+
+def test_no_secret_in_any_log_or_argv(stack: Stack) -> None:
+    """After everything above, no credential is in a log file or a child's command line."""
+    values = [v for v in stack.secrets.values() if v] + [API_KEY]
+    for path in sorted(p for p in stack.logs_dir.rglob("*") if p.is_file()):
+        text = path.read_text(errors="replace")
+        leaked = [i for i, value in enumerate(values) if value in text]
+        assert not leaked, f"{path} contains secret #{leaked} of the stack"
+    for child in stack.children():
+        argv = " ".join(child.argv)
+        assert not [v for v in values if v in argv], f"{child.name}'s command line has a secret"
+    worker_env = stack.worker_env_path
+    assert worker_env.stat().st_mode & 0o077 == 0, "the Worker's env file must be 0600"
