@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from .secrets import ADMIN_TOKEN_FILE, runtime_launcher
+from .secrets import ADMIN_TOKEN_FILE, SecretsError, runtime_launcher
 from .stack import ROOT, Stack, StackConfig, StackError
 
 DEFAULT_HOME = ROOT / ".cache" / "devstack"
@@ -116,12 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     model_env = {name: os.environ[name] for name in MODEL_VARS if os.environ.get(name)}
-    # The same snapshot store as `python scripts/dev.py`, so either launcher resumes the other.
-    store_dir = Path(runtime_launcher().STORE_DIR)
-    stack = Stack(
-        StackConfig(home=home, worker_port=args.port, model_env=model_env, store_dir=store_dir),
-        progress=say,
-    )
+    try:
+        # The same snapshot store as `python scripts/dev.py`, so either launcher resumes the other.
+        store_dir = Path(runtime_launcher().STORE_DIR)
+        stack = Stack(
+            StackConfig(home=home, worker_port=args.port, model_env=model_env, store_dir=store_dir),
+            progress=say,
+        )
+    except (StackError, SecretsError) as exc:
+        say(f"error: {exc}")
+        return 1
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
