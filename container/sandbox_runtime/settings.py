@@ -110,6 +110,20 @@ class Settings:
     def secret_values(self) -> list[str]:
         return [v for name in SECRET_VARS if (v := self.env.get(name, ""))]
 
+    def model_status(self) -> dict[str, object]:
+        """Names and whether the primary model's provider has a key: never a key itself."""
+        provider = self.model_primary.split("/", 1)[0] if self.model_primary else None
+        if provider in PROVIDERS:
+            has_key = self.secret(PROVIDERS[provider][1]) is not None
+        else:
+            # OpenClaw's own default model, or a provider it resolves itself: any known key counts.
+            has_key = any(self.secret(var) for _path, var in PROVIDERS.values())
+        return {
+            "primary": self.model_primary,
+            "fallbacks": list(self.model_fallbacks),
+            "key": has_key,
+        }
+
     def providers_in_use(self) -> list[str]:
         models = [m for m in (self.model_primary, *self.model_fallbacks) if m]
         seen: list[str] = []

@@ -245,6 +245,8 @@ class Supervisor:
                 "restarts": self.gateway.restarts,
             },
             "snapshot": snap,
+            # The admin UI tells the owner when chat cannot work and which setting takes the key.
+            "model": self.settings.model_status(),
             # One display string: the admin UI shows it as is.
             "version": f"sandbox-runtime {runtime_version()}, "
             f"openclaw {self._openclaw_version or 'unknown'}",

@@ -44,6 +44,11 @@ def test_starts_and_explains_that_chat_needs_a_key(
     device = ControlUi(browser, stack)
     try:
         admin.sign_in()
+        # The admin page names the setting that takes the key.
+        model_row = admin.page.locator("#status-model")
+        expect(model_row).to_contain_text("no provider key")
+        expect(model_row).to_contain_text("pulumi config set --secret anthropicApiKey")
+        expect(model_row).to_contain_text("ANTHROPIC_API_KEY")
         device.open_with_token()
         request_id = device.wait_pairing_required()
         admin.wait_pending(request_id)

@@ -92,6 +92,25 @@ async def test_openclaw_validator_catches_a_broken_config(tmp_path: Path) -> Non
     assert issues and "cdpUrlTypo" in issues[0]
 
 
+def test_model_status_says_whether_the_primary_has_a_key(tmp_path: Path) -> None:
+    full = load_settings(full_env(tmp_path)).model_status()
+    assert full == {
+        "primary": "anthropic/claude-sonnet-4-5",
+        "fallbacks": ["openai/gpt-5", "anthropic/claude-haiku-4-5"],
+        "key": True,
+    }
+    bare = base_env(tmp_path)
+    for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "MODEL_PRIMARY", "MODEL_FALLBACKS"):
+        bare.pop(name, None)
+    assert load_settings(bare).model_status() == {"primary": None, "fallbacks": [], "key": False}
+    # A key for another provider does not make the primary model usable.
+    other = bare | {
+        "MODEL_PRIMARY": "anthropic/claude-sonnet-4-5",
+        "OPENAI_API_KEY": "sk-" + "x" * 40,
+    }
+    assert load_settings(other).model_status()["key"] is False
+
+
 # ---------------------------------------------------------------------- refusals to boot
 
 

@@ -113,6 +113,8 @@ async def test_ready_status(runtime: Runtime) -> None:
         in body["version"]
     )
     assert set(body["snapshot"]) == {"last_id", "last_at", "age_s", "pending"}
+    assert set(body["model"]) == {"primary", "fallbacks", "key"}
+    assert isinstance(body["model"]["key"], bool)
 
 
 def test_rendered_config_private_and_valid(runtime: Runtime) -> None:

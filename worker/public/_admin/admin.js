@@ -69,7 +69,23 @@ async function loadStatus() {
 	$("status-gateway").textContent =
 		`${gateway.state ?? "unknown"}${gateway.restarts ? `, ${gateway.restarts} restarts` : ""}`;
 	$("snapshot-age").textContent = age(status.snapshot?.age_s);
+	$("status-model").textContent = describeModel(status.model);
 	$("status-version").textContent = status.version ?? "–";
+}
+
+/** The model row: which model answers, or which setting takes the missing key. */
+function describeModel(model) {
+	if (!model) return "–";
+	const name = model.primary ?? "OpenClaw's default model";
+	if (model.key) {
+		const fallbacks = model.fallbacks?.length ? `, then ${model.fallbacks.join(", ")}` : "";
+		return `${name}${fallbacks}`;
+	}
+	return (
+		`${name}: no provider key, so chat cannot answer. Deployed: ` +
+		"pulumi config set --secret anthropicApiKey (or openaiApiKey), then pulumi up. " +
+		"Local: export ANTHROPIC_API_KEY (or OPENAI_API_KEY) and restart make dev."
+	);
 }
 
 function fillTable(kind, rows, render) {
