@@ -22,6 +22,8 @@ from typing import Any
 
 import jwt
 
+from devstack.procs import process_tree
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = json.loads((ROOT / ".cache" / "tools.json").read_text())
 OPENCLAW = TOOLS["openclaw"]
@@ -254,26 +256,6 @@ def chromium(profile: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-
-
-def process_tree(root: int) -> list[int]:
-    """`root` and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    result, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        result.append(pid)
-        todo.extend(children.get(pid, []))
-    return result
 
 
 def cmdline(pid: int) -> str:
