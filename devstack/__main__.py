@@ -18,6 +18,8 @@ from .stack import ROOT, Stack, StackConfig, StackError
 DEFAULT_HOME = ROOT / ".cache" / "devstack"
 SECRETS_FILE = ROOT / ".cache" / "local" / "secrets.json"  # written by scripts/dev.py
 DEFAULT_PORT = 8787
+# A Worker that dies this often is not the wrangler dev bug revive_worker() works around.
+MAX_WORKER_REVIVALS = 20
 # Settings a person may pass in the environment for one run instead of the credentials file.
 MODEL_VARS = (
     "ANTHROPIC_API_KEY",
@@ -135,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         print(summary(stack, args.show_secrets), flush=True)
         while True:
             for child in stack.children():
-                if not child.running():
+                if child is stack.worker and stack.worker_revivals < MAX_WORKER_REVIVALS:
+                    stack.revive_worker()
+                elif not child.running():
                     raise StackError(
                         f"{child.name} exited with {child.returncode()}; see {child.log_path}:\n"
                         f"{child.log_tail(20)}"

@@ -4,6 +4,7 @@ stand-in, and a Playwright Chromium (Debian's, via executable_path; nothing is d
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,10 +47,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory, standin: ModelStandIn) -> It
     )
     running = Stack(config)
     running.start()
+    running.watch_worker()
     try:
         yield running
     finally:
         running.stop()
+        if running.worker_revivals:
+            # Visible in the summary: wrangler dev's own crash (workers-sdk#15451), worked around.
+            warnings.warn(
+                f"wrangler dev exited and was started again {running.worker_revivals} time(s); "
+                f"see {running.worker.log_path if running.worker else 'the Worker log'}",
+                stacklevel=1,
+            )
 
 
 @pytest.fixture(scope="module")

@@ -302,3 +302,23 @@ def test_no_secret_in_any_log_or_argv(stack: Stack) -> None:
         assert not [v for v in values if v in argv], f"{child.name}'s command line has a secret"
     worker_env = stack.worker_env_path
     assert worker_env.stat().st_mode & 0o077 == 0, "the Worker's env file must be 0600"
+
+
+# ------------------------------------------------------------------- local harness resilience
+
+
+def test_a_dead_wrangler_dev_is_started_again(stack: Stack) -> None:
+    """wrangler dev exits on a client abort (workers-sdk#15451); the stack brings it back."""
+    assert stack.worker is not None and stack.worker.proc is not None
+    before = stack.worker_revivals
+    old_pid = stack.worker.proc.pid
+    stack.worker.proc.kill()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if stack.worker_revivals > before:
+            break
+        time.sleep(0.5)
+    assert stack.worker_revivals == before + 1
+    assert stack.worker.proc.pid != old_pid
+    status = admin_api(stack, "status")
+    assert status["phase"] == "ready"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,10 +28,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
     )
     running.start()
+    running.watch_worker()
     try:
         yield running
     finally:
         running.stop()
+        if running.worker_revivals:
+            # Visible in the summary: wrangler dev's own crash (workers-sdk#15451), worked around.
+            warnings.warn(
+                f"wrangler dev exited and was started again {running.worker_revivals} time(s); "
+                f"see {running.worker.log_path if running.worker else 'the Worker log'}",
+                stacklevel=1,
+            )
 
 
 def test_starts_and_explains_that_chat_needs_a_key(
