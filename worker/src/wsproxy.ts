@@ -79,7 +79,10 @@ async function frameOf(data: unknown): Promise<Frame> {
  * Wraps a frame handler so frames are handled in arrival order: strings and ArrayBuffers at once,
  * anything needing an async conversion (a Blob) in a chain that later frames wait behind.
  */
-function inOrder(handle: (frame: Frame) => void): (event: MessageEvent) => void {
+function inOrder(
+	handle: (frame: Frame) => void,
+	unreadable: () => void,
+): (event: MessageEvent) => void {
 	let pending = 0;
 	let chain: Promise<void> = Promise.resolve();
 	return (event) => {
@@ -91,6 +94,8 @@ function inOrder(handle: (frame: Frame) => void): (event: MessageEvent) => void 
 		pending++;
 		chain = chain
 			.then(async () => handle(await frameOf(data)))
+			// A frame that cannot be read ends the pipe instead of rejecting with no handler.
+			.catch(unreadable)
 			.finally(() => {
 				pending--;
 			});
@@ -144,28 +149,34 @@ export function pipeWebSockets(
 
 	client.addEventListener(
 		"message",
-		inOrder((frame) => {
-			const size = frameBytes(frame);
-			if (size > limits.maxFrameBytes) {
-				finish(
-					1009,
-					`frame of ${size} bytes exceeds the ${limits.maxFrameBytes}-byte limit`,
-					"client_frame_too_large",
-				);
-				return;
-			}
-			if (finished) return;
-			if (target) {
-				forward(target, frame, "upstream");
-				return;
-			}
-			if (queue.length + 1 > limits.maxQueuedFrames || queuedBytes + size > limits.maxQueuedBytes) {
-				finish(1013, "upstream still connecting and the send queue is full; retry", "queue_full");
-				return;
-			}
-			queue.push(frame);
-			queuedBytes += size;
-		}),
+		inOrder(
+			(frame) => {
+				const size = frameBytes(frame);
+				if (size > limits.maxFrameBytes) {
+					finish(
+						1009,
+						`frame of ${size} bytes exceeds the ${limits.maxFrameBytes}-byte limit`,
+						"client_frame_too_large",
+					);
+					return;
+				}
+				if (finished) return;
+				if (target) {
+					forward(target, frame, "upstream");
+					return;
+				}
+				if (
+					queue.length + 1 > limits.maxQueuedFrames ||
+					queuedBytes + size > limits.maxQueuedBytes
+				) {
+					finish(1013, "upstream still connecting and the send queue is full; retry", "queue_full");
+					return;
+				}
+				queue.push(frame);
+				queuedBytes += size;
+			},
+			() => finish(1011, "a client frame could not be read", "client_frame_unreadable"),
+		),
 	);
 	client.addEventListener("close", (event) => {
 		if (finished) return;
@@ -187,18 +198,21 @@ export function pipeWebSockets(
 			}
 			socket.addEventListener(
 				"message",
-				inOrder((frame) => {
-					const size = frameBytes(frame);
-					if (size > limits.maxFrameBytes) {
-						finish(
-							1009,
-							`upstream frame of ${size} bytes exceeds the ${limits.maxFrameBytes}-byte limit`,
-							"upstream_frame_too_large",
-						);
-						return;
-					}
-					if (!finished) forward(client, frame, "client");
-				}),
+				inOrder(
+					(frame) => {
+						const size = frameBytes(frame);
+						if (size > limits.maxFrameBytes) {
+							finish(
+								1009,
+								`upstream frame of ${size} bytes exceeds the ${limits.maxFrameBytes}-byte limit`,
+								"upstream_frame_too_large",
+							);
+							return;
+						}
+						if (!finished) forward(client, frame, "client");
+					},
+					() => finish(1011, "an upstream frame could not be read", "upstream_frame_unreadable"),
+				),
 			);
 			socket.addEventListener("close", (event) => {
 				if (finished) return;

@@ -242,3 +242,37 @@ describe("gateway WebSocket route", () => {
 		expect(response.headers.get("Content-Type")).toContain("application/json");
 	});
 });
+
+describe("unreadable frames", () => {
+	/** The least of a WebSocket pipeWebSockets uses, so a frame can be one no socket would send. */
+	class RecordingSocket extends EventTarget {
+		binaryType = "arraybuffer";
+		closed: { code: number; reason: string } | undefined;
+		accept(): void {}
+		send(): void {}
+		close(code: number, reason: string): void {
+			this.closed = { code, reason };
+		}
+	}
+	class UnreadableBlob extends Blob {
+		override arrayBuffer(): Promise<ArrayBuffer> {
+			return Promise.reject(new Error("gone"));
+		}
+	}
+
+	it("ends the pipe with 1011 instead of leaving a rejected promise behind", async () => {
+		const client = new RecordingSocket();
+		pipeWebSockets(
+			client as unknown as WebSocket,
+			new Promise<WebSocket>(() => {}),
+			GATEWAY_LIMITS,
+			"test",
+		);
+		// workerd types MessageEvent data as string | ArrayBuffer; a Blob is what the code guards against.
+		const data = new UnreadableBlob(["x"]) as unknown as ArrayBuffer;
+		client.dispatchEvent(new MessageEvent("message", { data }));
+		await new Promise((resolve) => setTimeout(resolve, 10));
+		expect(client.closed?.code).toBe(1011);
+		expect(client.closed?.reason).toContain("could not be read");
+	});
+});
