@@ -119,19 +119,12 @@ class AiGateway(pulumi.ComponentResource):
             permissions.ACCOUNT_SCOPE,
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
-        token = cloudflare.AccountToken(
+        token = permissions.scoped_token(
             f"{name}-token",
             account_id=args.account_id,
-            name=f"{args.gateway_id}-run",
-            policies=[
-                cloudflare.AccountTokenPolicyArgs(
-                    effect="allow",
-                    permission_groups=[
-                        cloudflare.AccountTokenPolicyPermissionGroupArgs(id=run_group)
-                    ],
-                    resources=permissions.account_resource(args.account_id),
-                )
-            ],
+            token_name=f"{args.gateway_id}-run",
+            group_id=run_group,
+            resources=permissions.account_resource(args.account_id),
             opts=child,
         )
         self.gateway_id = gateway.ai_gateway_id

@@ -45,3 +45,31 @@ def r2_bucket_resource(account_id: str, bucket: str, jurisdiction: str = "defaul
 
 def account_resource(account_id: str) -> str:
     return json.dumps({f"{ACCOUNT_SCOPE}.{account_id}": "*"})
+
+
+def scoped_token(
+    resource_name: str,
+    *,
+    account_id: str,
+    token_name: pulumi.Input[str],
+    group_id: pulumi.Input[str],
+    resources: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> cloudflare.AccountToken:
+    """An account token allowed exactly one permission group on exactly `resources`.
+
+    Every token the stack creates has this shape; the policy pack's tokens-scoped rule checks it.
+    """
+    return cloudflare.AccountToken(
+        resource_name,
+        account_id=account_id,
+        name=token_name,
+        policies=[
+            cloudflare.AccountTokenPolicyArgs(
+                effect="allow",
+                permission_groups=[cloudflare.AccountTokenPolicyPermissionGroupArgs(id=group_id)],
+                resources=resources,
+            )
+        ],
+        opts=opts,
+    )

@@ -102,21 +102,14 @@ class Storage(pulumi.ComponentResource):
             permissions.R2_BUCKET_SCOPE,
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
-        token = cloudflare.AccountToken(
+        token = permissions.scoped_token(
             f"{name}-token",
             account_id=args.account_id,
-            name=f"{args.bucket_name}-objects",
-            policies=[
-                cloudflare.AccountTokenPolicyArgs(
-                    effect="allow",
-                    permission_groups=[
-                        cloudflare.AccountTokenPolicyPermissionGroupArgs(id=write_group)
-                    ],
-                    resources=bucket.name.apply(
-                        lambda b: permissions.r2_bucket_resource(args.account_id, b)
-                    ),
-                )
-            ],
+            token_name=f"{args.bucket_name}-objects",
+            group_id=write_group,
+            resources=bucket.name.apply(
+                lambda b: permissions.r2_bucket_resource(args.account_id, b)
+            ),
             opts=child,
         )
 
