@@ -23,6 +23,15 @@ _SKIP_DIRS = {"node_modules", "__pycache__", ".pytest_cache", ".wrangler", "dist
 _SKIP_SUFFIXES = (".pyc",)
 
 
+# The sandbox image is built for this platform with these arguments by the deploy path and by
+# the local image builds (devstack/images.py), so what the suite boots is what deploys.
+IMAGE_PLATFORM = "linux/amd64"
+
+
+def image_build_args(openclaw_version: str) -> dict[str, str]:
+    return {"OPENCLAW_VERSION": openclaw_version}
+
+
 class BuildError(Exception):
     pass
 

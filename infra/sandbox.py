@@ -14,7 +14,7 @@ from infra import build
 from infra.dynamic.container_app import INSTANCE_TYPES, ContainerApp
 from infra.dynamic.registry_credentials import REGISTRY_HOST, RegistryCredentials
 
-PLATFORM = docker_build.Platform.LINUX_AMD64
+PLATFORM = docker_build.Platform(build.IMAGE_PLATFORM)
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+([-.][0-9A-Za-z.]+)?$")
 
@@ -75,7 +75,7 @@ class Sandbox(pulumi.ComponentResource):
                 location=_relative(args.context_dir),
             ),
             platforms=[PLATFORM],
-            build_args={"OPENCLAW_VERSION": args.openclaw_version},
+            build_args=build.image_build_args(args.openclaw_version),
             tags=[tag],
             push=True,
             registries=[
