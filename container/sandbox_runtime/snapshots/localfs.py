@@ -1,14 +1,24 @@
 """Writing a verified generation next to the state dir and swapping it in atomically.
 
-The live state dir is only ever renamed aside after the staging tree is complete and fsynced,
-and the aside copy is removed only after the new tree is in place. A crash in between leaves
-`.<name>.old-*` beside a missing state dir; `recover()` puts it back on the next boot, so local
+The live state dir is only ever moved aside after the staging tree is complete and fsynced, and
+the aside copy is removed only after the new tree is in place. A crash in between leaves marked
+siblings of the state dir, and `recover()` finishes or undoes the swap on the next boot, so local
 state is never lost to a restore that did not finish.
+
+Two ways to swap, the second when the state dir itself cannot be renamed: a directory that
+comes from an image layer (overlayfs answers EXDEV) or a mount point (EBUSY).
+
+* Whole directory: rename the state dir to `.<name>.old-<t>`, rename staging in, remove old.
+* Entries: move the state dir's entries into `.<name>.drain-<t>`, rename the complete staging
+  dir `.<name>.restore-<t>` to `.<name>.incoming-<t>` (the commit point), move its entries into
+  the state dir, remove both. Before the commit point `recover()` moves the drained entries
+  back; after it, it moves the remaining incoming entries in.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -16,21 +26,49 @@ from pathlib import Path
 
 from .errors import SnapshotError
 
+# rename(2) of the state dir itself fails with these where it is an image-layer directory on
+# overlayfs or a mount point; its entries, created at run time, can still be moved.
+_UNRENAMEABLE = frozenset({errno.EXDEV, errno.EBUSY})
+
+
+def _sibling(state_dir: Path, role: str, token: str) -> Path:
+    return state_dir.parent / f".{state_dir.name}.{role}-{token}"
+
+
+def _siblings(state_dir: Path, role: str) -> dict[str, Path]:
+    prefix = f".{state_dir.name}.{role}-"
+    return {p.name[len(prefix) :]: p for p in state_dir.parent.glob(f"{prefix}*")}
+
 
 def staging_dir(state_dir: Path) -> Path:
-    path = state_dir.parent / f".{state_dir.name}.restore-{secrets.token_hex(4)}"
+    path = _sibling(state_dir, "restore", secrets.token_hex(4))
     path.mkdir(mode=0o700)
     return path
 
 
 def recover(state_dir: Path) -> None:
-    """Undo what an interrupted restore left behind."""
+    """Finish or undo what an interrupted restore left behind."""
     parent = state_dir.parent
     if not parent.is_dir():
         raise SnapshotError(f"the state dir's parent {parent} does not exist; create it first")
-    for leftover in parent.glob(f".{state_dir.name}.restore-*"):
+    drains = _siblings(state_dir, "drain")
+    for incoming in _siblings(state_dir, "incoming").values():
+        # Past the commit point: the incoming tree was complete and verified, finish moving it.
+        _move_entries(incoming, state_dir)
+        incoming.rmdir()
+        fsync_dir(parent)
+    for token, leftover in _siblings(state_dir, "restore").items():
+        drain = drains.get(token)
+        if drain is not None and drain.exists():
+            # Before the commit point: put the drained entries back where they were.
+            _move_entries(drain, state_dir)
+            drain.rmdir()
+            fsync_dir(parent)
         remove_tree(leftover)
-    aside = sorted(parent.glob(f".{state_dir.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    for drain in drains.values():
+        # A finished entry swap whose drained (replaced) entries were not removed yet.
+        remove_tree(drain)
+    aside = sorted(_siblings(state_dir, "old").values(), key=lambda p: p.stat().st_mtime)
     if aside and not state_dir.exists():
         os.rename(aside.pop(), state_dir)
         fsync_dir(parent)
@@ -41,19 +79,56 @@ def recover(state_dir: Path) -> None:
 
 def swap_in(staging: Path, state_dir: Path) -> None:
     parent = state_dir.parent
-    aside: Path | None = None
-    if state_dir.exists():
-        aside = parent / f".{state_dir.name}.old-{secrets.token_hex(4)}"
+    if not state_dir.exists():
+        os.rename(staging, state_dir)
+        fsync_dir(parent)
+        return
+    aside = _sibling(state_dir, "old", secrets.token_hex(4))
+    try:
         os.rename(state_dir, aside)
+    except OSError as exc:
+        if exc.errno not in _UNRENAMEABLE:
+            raise
+        _swap_entries(staging, state_dir)
+        return
     try:
         os.rename(staging, state_dir)
     except OSError:
-        if aside is not None:
-            os.rename(aside, state_dir)
+        os.rename(aside, state_dir)
         raise
     fsync_dir(parent)
-    if aside is not None:
-        remove_tree(aside)
+    remove_tree(aside)
+
+
+def _swap_entries(staging: Path, state_dir: Path) -> None:
+    parent = state_dir.parent
+    token = staging.name.rsplit("-", 1)[-1]
+    drain = _sibling(state_dir, "drain", token)
+    drain.mkdir(mode=0o700)
+    try:
+        _move_entries(state_dir, drain)
+        fsync_dir(drain)
+        fsync_dir(state_dir)
+    except OSError as exc:
+        _move_entries(drain, state_dir)
+        drain.rmdir()
+        raise SnapshotError(
+            f"cannot move the entries of {state_dir} aside for the restore ({exc}); nothing "
+            "inside the state dir may come from an image layer"
+        ) from exc
+    incoming = _sibling(state_dir, "incoming", token)
+    os.rename(staging, incoming)
+    fsync_dir(parent)
+    _move_entries(incoming, state_dir)
+    fsync_dir(state_dir)
+    incoming.rmdir()
+    fsync_dir(parent)
+    remove_tree(drain)
+
+
+def _move_entries(source: Path, target: Path) -> None:
+    for name in sorted(os.listdir(source)):
+        os.rename(source / name, target / name)
 
 
 def create_file(path: Path) -> None:
