@@ -5,6 +5,7 @@ Standard library only: this runs before the virtual environment exists.
 
     python3 scripts/bootstrap.py            # venv, Node >= 24, pinned openclaw, npm deps
     python3 scripts/bootstrap.py --chromium # also Debian's chromium (end-to-end and CDP tests)
+    python3 scripts/bootstrap.py --containers  # also podman & co. (the image tests, as root)
 
 Every step is keyed by a stamp (a hash of the files that decide its result), so a second run
 with nothing changed makes no network call and finishes in well under a second.
@@ -186,28 +187,60 @@ def npm_project(directory: Path, node: Path) -> None:
     stamp(name, key)
 
 
+def apt_install(packages: list[str], why: str) -> None:
+    apt = shutil.which("apt-get")
+    if not apt or os.geteuid() != 0:
+        fail(
+            f"{why} needs Debian's {', '.join(packages)}: run this as root on Debian (it uses "
+            f"apt-get), or install them yourself: apt-get install {' '.join(packages)}"
+        )
+    log(f"installing Debian's {', '.join(packages)} ({why})")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run([apt, "update", "-qq"], env=env)
+    run([apt, "install", "-y", "-qq", "--no-install-recommends", *packages], env=env)
+
+
 def chromium() -> Path:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found:
         return Path(found)
-    apt = shutil.which("apt-get")
-    if not apt or os.geteuid() != 0:
-        fail(
-            "Chromium is required: install Debian's `chromium` package (apt-get install chromium)."
-        )
-    log("installing Debian's chromium (headless browser for the CDP and end-to-end tests)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    run([apt, "update", "-qq"], env=env)
-    run([apt, "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env)
+    apt_install(["chromium"], "the headless browser for the CDP and end-to-end tests")
     found = shutil.which("chromium")
     if not found:
         fail("apt-get installed chromium but no `chromium` is on PATH.")
     return Path(found)
 
 
+# What building and running the sandbox image needs here (devstack/images.py): podman with runc
+# (crun fails on this kind of machine), mmdebstrap for the stand-in base (no Docker Hub), and a
+# real OCI registry for the deploy rehearsal.
+CONTAINER_TOOLS = {
+    "podman": "podman",
+    "runc": "runc",
+    "mmdebstrap": "mmdebstrap",
+    "docker-registry": "docker-registry",
+}
+
+
+def container_tools() -> dict[str, str]:
+    missing = [pkg for tool, pkg in CONTAINER_TOOLS.items() if not shutil.which(tool)]
+    if missing:
+        apt_install(missing, "building and booting the sandbox image")
+    found = {tool: shutil.which(tool) for tool in CONTAINER_TOOLS}
+    absent = [tool for tool, path in found.items() if not path]
+    if absent:
+        fail(f"apt-get finished but {', '.join(absent)} is still not on PATH.")
+    return {tool: str(path) for tool, path in found.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--chromium", action="store_true", help="also install Debian's chromium")
+    parser.add_argument(
+        "--containers",
+        action="store_true",
+        help="also install podman, runc, mmdebstrap and docker-registry (the image tests)",
+    )
     args = parser.parse_args()
     CACHE.mkdir(exist_ok=True)
     python = python_env()
@@ -222,6 +255,11 @@ def main() -> None:
         previous = json.loads(TOOLS_FILE.read_text())
         if "chromium" in previous:
             tools["chromium"] = previous["chromium"]
+    if args.containers:
+        tools.update(container_tools())
+    elif TOOLS_FILE.exists():
+        previous = json.loads(TOOLS_FILE.read_text())
+        tools.update({k: v for k, v in previous.items() if k in CONTAINER_TOOLS})
     TOOLS_FILE.write_text(json.dumps(tools, indent=2) + "\n")
 
 
