@@ -9,7 +9,13 @@ import { BrowserRendering } from "./browser-rendering";
 import { containerConfigProblem } from "./container-env";
 import { type AppEnv, isLocalMode, setting } from "./env";
 import { errorResponse, jsonResponse, PAGE_CSP, PAGE_REFERRER_POLICY, wantsHtml } from "./http";
-import { type LocalConfig, localAdminAuthorized, localConfig } from "./local";
+import {
+	type LocalAdmin,
+	type LocalConfig,
+	localAdminAuthorized,
+	localAdminConfig,
+	localConfig,
+} from "./local";
 import { LocalBackend, LocalChromium } from "./local-backend";
 import { log } from "./log";
 import { adminApiRoute } from "./routes/admin";
@@ -33,7 +39,7 @@ export function defaultBackend(
 	local: LocalConfig | undefined,
 ): Backend {
 	if (local) return new LocalBackend(local, deps.fetch);
-	return new ContainerBackend(env.SANDBOX, url.hostname);
+	return new ContainerBackend(env.SANDBOX, url.origin);
 }
 
 function defaultBrowser(deps: Deps, env: AppEnv, local: LocalConfig | undefined): BrowserSource {
@@ -56,12 +62,14 @@ type Identity = { ok: true; identity: string } | { ok: false; response: Response
 async function authenticate(
 	request: Request,
 	env: AppEnv,
-	local: LocalConfig | undefined,
+	localAdmin: LocalAdmin | undefined,
 	deps: Deps,
 ): Promise<Identity> {
 	const url = new URL(request.url);
-	if (local) {
-		if (await localAdminAuthorized(request, local)) return { ok: true, identity: "local-admin" };
+	if (localAdmin) {
+		if (await localAdminAuthorized(request, localAdmin)) {
+			return { ok: true, identity: "local-admin" };
+		}
 		if (wantsHtml(request) && url.pathname.startsWith("/_admin")) {
 			return {
 				ok: false,
@@ -106,6 +114,7 @@ async function serveAdminAsset(request: Request, env: AppEnv): Promise<Response>
 async function route(request: Request, env: AppEnv, deps: Deps): Promise<Response> {
 	const url = new URL(request.url);
 	let local: LocalConfig | undefined;
+	let localAdmin: LocalAdmin | undefined;
 	if (isLocalMode(env)) {
 		const config = localConfig(env, url);
 		if ("error" in config) {
@@ -116,6 +125,14 @@ async function route(request: Request, env: AppEnv, deps: Deps): Promise<Respons
 			return errorResponse(500, config.error);
 		}
 		local = config;
+		localAdmin = config;
+	} else {
+		const admin = localAdminConfig(env, url);
+		if (admin && "error" in admin) {
+			log("error", "local sign-in refused", { route: "local", reason: "not_loopback_or_short" });
+			return errorResponse(500, admin.error);
+		}
+		localAdmin = admin;
 	}
 	if (url.pathname === "/healthz") {
 		return jsonResponse({ ok: true });
@@ -126,9 +143,9 @@ async function route(request: Request, env: AppEnv, deps: Deps): Promise<Respons
 		const browser = () => (deps.browser ?? ((e, l) => defaultBrowser(deps, e, l)))(env, local);
 		return cdpRoute(request, setting(env, "MOLT_CDP_SECRET"), browser);
 	}
-	if (local && url.pathname === "/_admin/login") return loginRoute(request, local);
+	if (localAdmin && url.pathname === "/_admin/login") return loginRoute(request, localAdmin);
 	if (isAdminPath(url.pathname)) {
-		const auth = await authenticate(request, env, local, deps);
+		const auth = await authenticate(request, env, localAdmin, deps);
 		if (!auth.ok) return auth.response;
 		if (url.pathname.startsWith("/api/admin/")) {
 			return adminApiRoute(request, auth.identity, backend(), setting(env, "MOLT_CONTROL_SECRET"));

@@ -4,6 +4,7 @@
  */
 import { controlSecretProblem } from "./control";
 import { type AppEnv, CONTAINER_SECRET_NAMES, CONTAINER_VAR_NAMES, setting } from "./env";
+import { isLoopbackHost } from "./local";
 
 /** Settings without which the runtime cannot keep the agent's data safe, so it is not started. */
 const REQUIRED_FOR_CONTAINER = [
@@ -50,19 +51,41 @@ export function containerConfigProblem(env: AppEnv): string | undefined {
 	return undefined;
 }
 
+/**
+ * The origin browsers use for this Worker, from the request that started the container (an
+ * origin, or a bare host name as earlier versions stored it). A deployed Worker is always
+ * `https://<host>`, whatever scheme or port the request named. Only a loopback origin, i.e.
+ * `wrangler dev` on this machine, keeps its own scheme and port.
+ */
+export function publicOrigin(address: string): string | undefined {
+	let url: URL;
+	try {
+		url = new URL(address.includes("://") ? address : `https://${address}`);
+	} catch {
+		return undefined;
+	}
+	if (url.username || url.password || (url.protocol !== "https:" && url.protocol !== "http:")) {
+		return undefined;
+	}
+	if (isLoopbackHost(url.hostname)) return url.origin;
+	const host = url.hostname.toLowerCase();
+	return HOST_NAME.test(host) ? `https://${host}` : undefined;
+}
+
 /** The container's environment: listed names only, optional ones only when set. */
-export function containerEnv(env: AppEnv, publicHost: string): Record<string, string> {
+export function containerEnv(env: AppEnv, publicAddress: string): Record<string, string> {
 	const vars: Record<string, string> = {};
 	for (const name of [...CONTAINER_SECRET_NAMES, ...CONTAINER_VAR_NAMES]) {
 		const value = setting(env, name);
 		if (value !== undefined) vars[name] = value;
 	}
 	vars.MOLT_STORE = "r2";
-	const host = publicHost.toLowerCase();
-	if (HOST_NAME.test(host)) {
+	const origin = publicOrigin(publicAddress);
+	if (origin) {
 		// OpenClaw accepts Control UI browsers only from its configured public origin.
-		vars.MOLT_PUBLIC_ORIGIN = `https://${host}`;
-		if (vars.MOLT_CDP_SECRET) vars.MOLT_CDP_UPSTREAM = `wss://${host}/cdp`;
+		vars.MOLT_PUBLIC_ORIGIN = origin;
+		// The agent's browser comes back through this Worker's /cdp: wss:// for https.
+		if (vars.MOLT_CDP_SECRET) vars.MOLT_CDP_UPSTREAM = `${origin.replace(/^http/, "ws")}/cdp`;
 	}
 	return vars;
 }

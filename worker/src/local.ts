@@ -10,11 +10,13 @@ import { readCookie } from "./http";
 
 export const ADMIN_COOKIE = "molt_admin";
 
-export type LocalConfig = {
+/** The admin sign-in of the local run, in place of Cloudflare Access. */
+export type LocalAdmin = { adminToken: string };
+
+export type LocalConfig = LocalAdmin & {
 	gateway: URL;
 	control: URL;
 	cdp: URL;
-	adminToken: string;
 };
 
 /** 127.0.0.0/8, ::1 and localhost; nothing else counts as loopback. */
@@ -61,6 +63,12 @@ export function localConfig(env: AppEnv, requestUrl: URL): LocalConfig | { error
 	if (typeof control === "string") return { error: control };
 	const cdp = loopbackUrl(env, "LOCAL_CDP_URL");
 	if (typeof cdp === "string") return { error: cdp };
+	const admin = adminTokenOf(env);
+	if ("error" in admin) return admin;
+	return { gateway, control, cdp, ...admin };
+}
+
+function adminTokenOf(env: AppEnv): LocalAdmin | { error: string } {
 	const adminToken = setting(env, "LOCAL_ADMIN_TOKEN");
 	if (!adminToken || adminToken.length < 16) {
 		return {
@@ -68,7 +76,27 @@ export function localConfig(env: AppEnv, requestUrl: URL): LocalConfig | { error
 				"LOCAL_ADMIN_TOKEN is not set or shorter than 16 characters: `make dev` generates one (.cache/local/admin-token).",
 		};
 	}
-	return { gateway, control, cdp, adminToken };
+	return { adminToken };
+}
+
+/**
+ * The production path run locally (`make dev CONTAINERS=1`: the real container, no local
+ * backend) still has no Access to sign in with, so LOCAL_ADMIN_TOKEN alone takes its place,
+ * under the same rule as the local backend: loopback requests only. Undefined when the token is
+ * not set, which is every deployed Worker (the policy pack refuses any LOCAL_* binding).
+ */
+export function localAdminConfig(
+	env: AppEnv,
+	requestUrl: URL,
+): LocalAdmin | { error: string } | undefined {
+	if (env.LOCAL_ADMIN_TOKEN === undefined) return undefined;
+	if (!isLoopbackHost(requestUrl.hostname)) {
+		return {
+			error:
+				"LOCAL_ADMIN_TOKEN is for the local run only and this request did not arrive on a loopback host: unset LOCAL_ADMIN_TOKEN in any deployed Worker.",
+		};
+	}
+	return adminTokenOf(env);
 }
 
 const encoder = new TextEncoder();
@@ -85,10 +113,7 @@ export async function sessionCookieValue(adminToken: string): Promise<string> {
 	return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-export async function localAdminAuthorized(
-	request: Request,
-	config: LocalConfig,
-): Promise<boolean> {
+export async function localAdminAuthorized(request: Request, config: LocalAdmin): Promise<boolean> {
 	const bearer = bearerToken(request);
 	if (bearer !== undefined) return secretEquals(bearer, config.adminToken);
 	const cookie = readCookie(request, ADMIN_COOKIE);

@@ -24,6 +24,7 @@ export const SANDBOX_NAME = "moltworker";
 const PORT_READY_TIMEOUT_MS = 5 * 60_000;
 const INSTANCE_TIMEOUT_MS = 2 * 60_000;
 const HEALTH_TIMEOUT_MS = 1_500;
+/** The public origin (a bare host name in storage written by earlier versions). */
 const HOST_KEY = "publicHost";
 /** A snapshot of a large state can take a while; the cron run waits for it, then gives up. */
 const CRON_CONTROL_TIMEOUT_MS = 2 * 60_000;
@@ -49,12 +50,12 @@ export class Sandbox extends Container<AppEnv> {
 	}
 
 	/** RPC from the Worker: start when stopped, and report the boot phase while starting. */
-	async prepare(publicHost: string): Promise<BootState> {
+	async prepare(publicOrigin: string): Promise<BootState> {
 		const state = await this.getState();
 		if (this.ctx.container?.running && state.status === "healthy") return { ready: true };
 		if (!this.booting) {
-			this.ctx.storage.kv.put(HOST_KEY, publicHost);
-			this.envVars = containerEnv(this.env, publicHost);
+			this.ctx.storage.kv.put(HOST_KEY, publicOrigin);
+			this.envVars = containerEnv(this.env, publicOrigin);
 			this.booting = this.startAndWaitForPorts({
 				ports: [GATEWAY_PORT, CONTROL_PORT],
 				startOptions: { envVars: this.envVars ?? {}, enableInternet: true },
@@ -179,16 +180,17 @@ export function sandboxBrowserSessions(
 export class ContainerBackend implements Backend {
 	private readonly stub: DurableObjectStub<Sandbox>;
 
+	/** `publicOrigin`: the origin of the request that may start the container (see publicOrigin). */
 	constructor(
 		namespace: DurableObjectNamespace<Sandbox>,
-		private readonly publicHost: string,
+		private readonly publicOrigin: string,
 	) {
 		this.stub = sandboxStub(namespace);
 	}
 
 	async prepare(): Promise<BootState> {
 		try {
-			return await this.stub.prepare(this.publicHost);
+			return await this.stub.prepare(this.publicOrigin);
 		} catch (error) {
 			// The library refuses to construct the object when the class has no container attached.
 			if (error instanceof Error && error.message.includes("Containers have not been enabled")) {

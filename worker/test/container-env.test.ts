@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { containerConfigProblem, containerEnv, parseSleepAfter } from "../src/container-env";
+import {
+	containerConfigProblem,
+	containerEnv,
+	parseSleepAfter,
+	publicOrigin,
+} from "../src/container-env";
 import { CONTAINER_SECRET_NAMES, CONTAINER_VAR_NAMES } from "../src/env";
 import { deployedEnv, SECRETS } from "./helpers";
 
@@ -37,6 +42,35 @@ describe("container environment", () => {
 		).not.toHaveProperty("MOLT_CDP_UPSTREAM");
 		expect(containerEnv(deployedEnv(), "bad host/../x")).not.toHaveProperty("MOLT_CDP_UPSTREAM");
 		expect(containerEnv(deployedEnv(), "bad host/../x")).not.toHaveProperty("MOLT_PUBLIC_ORIGIN");
+	});
+
+	it.each([
+		// A deployed Worker is https on its host name, whatever the request's scheme or port.
+		["https://agent.example.com", "https://agent.example.com"],
+		["http://agent.example.com", "https://agent.example.com"],
+		["https://Agent.Example.com:8443", "https://agent.example.com"],
+		// Storage written by earlier versions holds the bare host name.
+		["agent.example.com", "https://agent.example.com"],
+		// `wrangler dev` on this machine keeps its scheme and port.
+		["http://127.0.0.1:8787", "http://127.0.0.1:8787"],
+		["http://localhost:9000", "http://localhost:9000"],
+		["http://[::1]:8787", "http://[::1]:8787"],
+		["ftp://agent.example.com", undefined],
+		["https://user:pw@agent.example.com", undefined],
+		["bad host/../x", undefined],
+		["", undefined],
+	])("takes the public origin of %s as %s", (address, expected) => {
+		expect(publicOrigin(address)).toBe(expected);
+	});
+
+	it("points the container at the local Worker's origin under wrangler dev", () => {
+		const vars = containerEnv(deployedEnv(), "http://127.0.0.1:8787");
+		expect(vars.MOLT_PUBLIC_ORIGIN).toBe("http://127.0.0.1:8787");
+		// Plain ws:// only for a loopback origin: the secret still travels in a header.
+		expect(vars.MOLT_CDP_UPSTREAM).toBe("ws://127.0.0.1:8787/cdp");
+		expect(containerEnv(deployedEnv(), "http://agent.example.com:80").MOLT_CDP_UPSTREAM).toBe(
+			"wss://agent.example.com/cdp",
+		);
 	});
 
 	it.each([

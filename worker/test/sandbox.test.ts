@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ContainerBackend } from "../src/sandbox";
-import { deployedEnv, handlerWith, ORIGIN } from "./helpers";
+import { deployedEnv, FakeBackend, handlerWith, ORIGIN, SECRETS } from "./helpers";
 
 // workerd under vitest has no container runtime, so the `Sandbox` class is bound without one.
 // These tests reach the real Durable Object over its binding and check what a deployment that
@@ -23,5 +23,71 @@ describe("Sandbox Durable Object wiring", () => {
 		expect(env.SANDBOX.idFromName("moltworker").equals(env.SANDBOX.idFromName("moltworker"))).toBe(
 			true,
 		);
+	});
+});
+
+// `make dev CONTAINERS=1` runs this production path under wrangler dev: the container backend,
+// with LOCAL_ADMIN_TOKEN in place of Access (there is no Access locally), on loopback only.
+describe("production path on loopback (LOCAL_ADMIN_TOKEN, no local backend)", () => {
+	const LOOPBACK = "http://127.0.0.1:8787";
+	const containersEnv = () =>
+		deployedEnv({
+			LOCAL_ADMIN_TOKEN: SECRETS.LOCAL_ADMIN_TOKEN,
+			CF_ACCESS_AUD: undefined,
+			CF_ACCESS_TEAM_DOMAIN: undefined,
+		});
+
+	it("signs the admin in with the token and keeps the container backend", async () => {
+		const backend = new FakeBackend();
+		const seen: URL[] = [];
+		const handle = handlerWith({
+			backend: (_env, url, local) => {
+				expect(local).toBeUndefined();
+				seen.push(url);
+				return backend;
+			},
+		});
+		const response = await handle(
+			new Request(`${LOOPBACK}/api/admin/status`, {
+				headers: { Authorization: `Bearer ${SECRETS.LOCAL_ADMIN_TOKEN}` },
+			}),
+			containersEnv(),
+		);
+		expect(response.status).toBe(200);
+		expect(backend.controlCalls.map((call) => call.path)).toEqual(["/v1/status"]);
+		expect(seen.map((url) => url.origin)).toEqual([LOOPBACK]);
+		const form = await handle(new Request(`${LOOPBACK}/_admin/login`), containersEnv());
+		expect(form.status).toBe(200);
+	});
+
+	it("refuses a wrong token, and Access tokens are not what it checks", async () => {
+		const backend = new FakeBackend();
+		const handle = handlerWith({ backend: () => backend });
+		const wrong = await handle(
+			new Request(`${LOOPBACK}/api/admin/status`, {
+				headers: { Authorization: "Bearer wrong-token-of-some-length" },
+			}),
+			containersEnv(),
+		);
+		expect(wrong.status).toBe(401);
+		expect(backend.controlCalls).toHaveLength(0);
+	});
+
+	it("refuses to serve anything on a non-loopback host while LOCAL_ADMIN_TOKEN is set", async () => {
+		const backend = new FakeBackend();
+		const handle = handlerWith({ backend: () => backend });
+		for (const path of ["/", "/_admin/login", "/api/admin/status"]) {
+			const response = await handle(
+				new Request(`${ORIGIN}${path}`, {
+					headers: { Authorization: `Bearer ${SECRETS.LOCAL_ADMIN_TOKEN}` },
+				}),
+				containersEnv(),
+			);
+			expect(response.status, path).toBe(500);
+			expect(((await response.json()) as { error: string }).error).toContain(
+				"unset LOCAL_ADMIN_TOKEN",
+			);
+		}
+		expect(backend.prepareCalls).toBe(0);
 	});
 });

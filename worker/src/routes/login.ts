@@ -4,7 +4,7 @@
  */
 import { secretEquals } from "../compare";
 import { errorResponse, htmlResponse } from "../http";
-import { type LocalConfig, sessionCookieHeader, sessionCookieValue } from "../local";
+import { type LocalAdmin, sessionCookieHeader, sessionCookieValue } from "../local";
 import { log } from "../log";
 import { sameOrigin } from "./admin";
 
@@ -32,7 +32,7 @@ const FORM = `<!doctype html>
 </html>
 `;
 
-export async function loginRoute(request: Request, config: LocalConfig): Promise<Response> {
+export async function loginRoute(request: Request, config: LocalAdmin): Promise<Response> {
 	if (request.method === "GET") return htmlResponse(FORM);
 	if (request.method !== "POST")
 		return errorResponse(405, "Use GET or POST.", { Allow: "GET, POST" });
