@@ -6,10 +6,10 @@ from infra import build, settings
 from infra.access import Access, AccessArgs
 from infra.ai_gateway import AiGateway, AiGatewayArgs
 from infra.generated_secrets import GeneratedSecrets, GeneratedSecretsArgs
-from infra.sandbox import Sandbox, SandboxArgs
+from infra.sandbox import SandboxArgs, sandbox_container
 from infra.storage import Storage, StorageArgs
 from infra.wiring import worker_bindings
-from infra.worker import Worker, WorkerArgs, wrangler_compatibility
+from infra.worker import Worker, WorkerArgs
 
 s = settings.load()
 keep = pulumi.ResourceOptions(protect=not s.ephemeral)
@@ -52,38 +52,33 @@ gateway = AiGateway(
         cache_ttl_s=s.ai_gateway.cache_ttl_s,
     ),
 )
-compatibility_date, compatibility_flags = wrangler_compatibility(s.worker_dir)
 worker_secrets, worker_vars = worker_bindings(s, secrets, storage, access, gateway)
+container = sandbox_container(
+    SandboxArgs(
+        app_name=s.resource_prefix,
+        context_dir=s.container_dir,
+        openclaw_version=s.sandbox.openclaw_version,
+        instance_type=s.sandbox.instance_type,
+        max_instances=s.sandbox.max_instances,
+    )
+)
 worker = Worker(
     "worker",
     WorkerArgs(
         account_id=s.account_id,
         script_name=s.worker_name,
         bundle=build.worker_bundle(s.worker_dir, s.worker_bundle_dir),
+        worker_dir=s.worker_dir,
         assets_dir=s.worker_dir / "public",
         bucket_name=storage.bucket_name,
         hostname=s.hostname,
+        container=container,
+        api_token=s.cloudflare_api_token,
         secrets=worker_secrets,
         vars=worker_vars,
         custom_domain=s.custom_domain,
         zone_id=s.zone_id,
         cron=s.cron,
-        compatibility_date=compatibility_date,
-        compatibility_flags=compatibility_flags,
-    ),
-)
-sandbox = Sandbox(
-    "sandbox",
-    SandboxArgs(
-        account_id=s.account_id,
-        app_name=s.resource_prefix,
-        context_dir=s.container_dir,
-        openclaw_version=s.sandbox.openclaw_version,
-        script_name=worker.script_name,
-        api_token=s.cloudflare_api_token,
-        instance_type=s.sandbox.instance_type,
-        max_instances=s.sandbox.max_instances,
-        depends_on=[worker.deployment],
     ),
 )
 
@@ -91,7 +86,7 @@ sandbox = Sandbox(
 pulumi.export("workerUrl", worker.url)
 pulumi.export("adminUrl", worker.url.apply(lambda u: f"{u}/_admin/"))
 pulumi.export("aiGatewayEndpoint", gateway.base_url)
-pulumi.export("imageRef", sandbox.image_ref)
+pulumi.export("imageRef", worker.image)
 pulumi.export("bucket", storage.bucket_name)
 pulumi.export("r2Endpoint", storage.endpoint)
 pulumi.export("r2AccessKeyId", storage.access_key_id)

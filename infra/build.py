@@ -98,9 +98,9 @@ def _docker_pattern(pattern: str) -> re.Pattern[str]:
 def dockerignore(context: Path) -> Callable[[str], bool] | None:
     """A predicate for files Docker leaves out of the build context, or None.
 
-    The fingerprint must change whenever Docker's context does (else a rebuild would push with
-    stale registry credentials), so this errs on the side of including: with any `!` exception
-    in the file nothing is treated as ignored.
+    The fingerprint must change whenever Docker's context does (else a changed image would not
+    be rebuilt and rolled out), so this errs on the side of including: with any `!` exception in
+    the file nothing is treated as ignored.
     """
     path = context / ".dockerignore"
     if not path.exists():
@@ -120,11 +120,20 @@ def dockerignore(context: Path) -> Callable[[str], bool] | None:
     return ignored
 
 
-def image_fingerprint(context: Path, openclaw_version: str, platform: str) -> str:
-    """Hash of what decides the sandbox image: its build context, OpenClaw pin and platform."""
+def image_fingerprint(context: Path, build_args: str, platform: str) -> str:
+    """Hash of what decides the sandbox image: its build context, build arguments and platform."""
     if not (context / "Dockerfile").is_file():
         raise BuildError(f"no Dockerfile in {context}; the sandbox image is built from it")
-    return tree_hash(context, skip=dockerignore(context), extra=f"{openclaw_version}|{platform}")
+    return tree_hash(context, skip=dockerignore(context), extra=f"{build_args}|{platform}")
+
+
+def project_relative(path: Path) -> str:
+    """`path` relative to the project when it is inside it: the provider runs there, and state
+    stays the same on every machine."""
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
 
 
 # Module content types of the Workers upload API, by file extension of wrangler's output.
@@ -157,11 +166,7 @@ class WorkerBundle:
     modules: tuple[Module, ...] = ()
 
     def relative(self, path: Path) -> str:
-        # Relative to the project: the provider runs there, and state stays machine-independent.
-        try:
-            return path.relative_to(ROOT).as_posix()
-        except ValueError:
-            return str(path)
+        return project_relative(path)
 
 
 Bundler = Callable[[Path, Path], None]

@@ -1,112 +1,92 @@
-"""The sandbox image (built, pushed to Cloudflare's registry) and its Containers application."""
+"""The sandbox container: what image to build, how big an instance, how many.
+
+It is deployed with the Worker in one `wrangler deploy` (infra/worker.py), because Cloudflare
+binds the container application to the Worker's Durable Object namespace, which exists only once
+that upload is done. This module validates the settings and fingerprints the build context;
+wrangler builds the image with the machine's docker-compatible CLI and pushes it.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pulumi
-import pulumi_docker_build as docker_build
-
 from infra import build
-from infra.dynamic.container_app import INSTANCE_TYPES, ContainerApp
-from infra.dynamic.registry_credentials import REGISTRY_HOST, RegistryCredentials
+from infra.dynamic.worker_deploy import INSTANCE_TYPES
 
-PLATFORM = docker_build.Platform(build.IMAGE_PLATFORM)
+PLATFORM = "linux/amd64"  # the only platform Cloudflare's containers run
+SANDBOX_CLASS = "Sandbox"
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+([-.][0-9A-Za-z.]+)?$")
+_BUILD_ARG = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 @dataclass
 class SandboxArgs:
-    account_id: str
     app_name: str
     context_dir: Path
     openclaw_version: str
-    script_name: pulumi.Input[str]
-    api_token: pulumi.Input[str]
-    class_name: str = "Sandbox"
+    class_name: str = SANDBOX_CLASS
     instance_type: str = "standard-1"
     max_instances: int = 1
-    # The Worker deployment that creates the Durable Object namespace this app binds to.
-    depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
+    # Further build arguments (e.g. BASE_IMAGE for a machine without Docker Hub); never secrets:
+    # build arguments stay readable in the image history.
+    build_args: Mapping[str, str] = field(default_factory=dict)
 
 
-class Sandbox(pulumi.ComponentResource):
-    image_ref: pulumi.Output[str]
-    application_id: pulumi.Output[str]
-    fingerprint: str
+@dataclass(frozen=True)
+class SandboxContainer:
+    """The `containers` entry of the deploy, validated, with the fingerprint of its build."""
 
-    def __init__(
-        self, name: str, args: SandboxArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("moltworker:sandbox:Sandbox", name, None, opts)
-        if args.instance_type not in INSTANCE_TYPES:
-            raise ValueError(
-                f"SandboxArgs.instance_type {args.instance_type!r}: use one of {INSTANCE_TYPES}"
-            )
-        if not 1 <= args.max_instances <= 10:
-            raise ValueError(f"SandboxArgs.max_instances {args.max_instances}: must be 1..10")
-        if not _APP_NAME.match(args.app_name):
-            raise ValueError(f"SandboxArgs.app_name {args.app_name!r}: a-z, 0-9, '-' (max 63)")
-        if not _VERSION.match(args.openclaw_version):
-            raise ValueError(
-                f"SandboxArgs.openclaw_version {args.openclaw_version!r}: an exact version"
-            )
-        child = pulumi.ResourceOptions(parent=self)
+    app_name: str
+    class_name: str
+    dockerfile: str  # relative to the project, so state does not depend on the machine
+    build_context: str
+    image_vars: dict[str, str]
+    image_fingerprint: str
+    instance_type: str
+    max_instances: int
+    # One instance: one step. wrangler's own default for max_instances < 2 is the same.
+    rollout_step_percentage: int = 100
 
-        self.fingerprint = build.image_fingerprint(
-            args.context_dir, args.openclaw_version, PLATFORM.value
+
+def sandbox_container(args: SandboxArgs) -> SandboxContainer:
+    if args.instance_type not in INSTANCE_TYPES:
+        raise ValueError(
+            f"SandboxArgs.instance_type {args.instance_type!r}: use one of {INSTANCE_TYPES}"
         )
-        repository = f"{REGISTRY_HOST}/{args.account_id}/{args.app_name}"
-        tag = f"{repository}:{args.openclaw_version}-{self.fingerprint[:12]}"
-        credentials = RegistryCredentials(
-            f"{name}-registry-credentials",
-            account_id=args.account_id,
-            fingerprint=self.fingerprint,
-            api_token=args.api_token,
-            opts=child,
+    if not 1 <= args.max_instances <= 10:
+        raise ValueError(f"SandboxArgs.max_instances {args.max_instances}: must be 1..10")
+    if not _APP_NAME.match(args.app_name):
+        raise ValueError(f"SandboxArgs.app_name {args.app_name!r}: a-z, 0-9, '-' (max 63)")
+    if not _VERSION.match(args.openclaw_version):
+        raise ValueError(
+            f"SandboxArgs.openclaw_version {args.openclaw_version!r}: an exact version"
         )
-        image = docker_build.Image(
-            f"{name}-image",
-            context=docker_build.BuildContextArgs(
-                location=_relative(args.context_dir),
-            ),
-            platforms=[PLATFORM],
-            build_args=build.image_build_args(args.openclaw_version),
-            tags=[tag],
-            push=True,
-            registries=[
-                docker_build.RegistryArgs(
-                    address=REGISTRY_HOST,
-                    username=credentials.username,
-                    password=pulumi.Output.secret(credentials.password),
-                )
-            ],
-            opts=child,
+    bad = sorted(k for k in args.build_args if not _BUILD_ARG.match(k) or k == "OPENCLAW_VERSION")
+    if bad:
+        raise ValueError(
+            f"SandboxArgs.build_args {bad}: UPPER_SNAKE names, and OPENCLAW_VERSION comes from "
+            "openclaw_version"
         )
-        # `ref` is the pushed tag with its digest: the application runs exactly what was built.
-        self.image_ref = image.ref
-        app = ContainerApp(
-            f"{name}-app",
-            account_id=args.account_id,
-            app_name=args.app_name,
-            script_name=args.script_name,
-            class_name=args.class_name,
-            image=image.ref,
-            instance_type=args.instance_type,
-            max_instances=args.max_instances,
-            api_token=args.api_token,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-        )
-        self.application_id = app.application_id
-        self.register_outputs({"image_ref": self.image_ref, "application_id": self.application_id})
-
-
-def _relative(path: Path) -> str:
-    try:
-        return path.resolve().relative_to(build.ROOT).as_posix()
-    except ValueError:
-        return str(path)
+    image_vars = {
+        "OPENCLAW_VERSION": args.openclaw_version,
+        **dict(sorted(args.build_args.items())),
+    }
+    fingerprint = build.image_fingerprint(
+        args.context_dir,
+        "|".join(f"{k}={v}" for k, v in image_vars.items()),
+        PLATFORM,
+    )
+    return SandboxContainer(
+        app_name=args.app_name,
+        class_name=args.class_name,
+        dockerfile=build.project_relative(args.context_dir / "Dockerfile"),
+        build_context=build.project_relative(args.context_dir),
+        image_vars=image_vars,
+        image_fingerprint=fingerprint,
+        instance_type=args.instance_type,
+        max_instances=args.max_instances,
+    )

@@ -41,11 +41,15 @@ DOCKER_IMAGE = "docker-build:index:Image"
 # resource class names itself (pulumi.dynamic.Resource's `module=`/`name=` class arguments).
 DYNAMIC_PREFIX = "pulumi-python:dynamic"
 CONTAINER_APP_TYPES = ("pulumi-python:dynamic/moltworker:ContainerApp",)
+# The Worker, its Sandbox Durable Object and its container application, deployed by wrangler
+# (infra/dynamic/worker_deploy.py): bindings, vars and secret names are separate inputs.
+WORKER_DEPLOY_TYPES = ("pulumi-python:dynamic/moltworker:WorkerDeploy",)
 BUCKET_EMPTIER_TYPES = ("pulumi-python:dynamic/moltworker:BucketEmptier",)
 # infra/dynamic/ names its classes, so the type token identifies them; an unnamed dynamic resource
 # (the engine strips `__provider` from what policies see) is still told apart by its inputs, so a
 # refactor that drops the names cannot switch these rules off.
 CONTAINER_APP_KEYS = frozenset({"image", "max_instances", "class_name", "script_name"})
+WORKER_DEPLOY_KEYS = frozenset({"script_name", "bindings", "vars", "secret_names"})
 BUCKET_EMPTIER_KEYS = frozenset({"endpoint", "bucket", "access_key_id", "secret_access_key"})
 
 
@@ -69,10 +73,22 @@ def items(value: Any) -> Iterator[Mapping[str, Any]]:
                 yield item
 
 
+def is_worker_deploy(resource_type: str, props: Mapping[str, Any]) -> bool:
+    if resource_type in WORKER_DEPLOY_TYPES:
+        return True
+    return resource_type.startswith(DYNAMIC_PREFIX) and set(props) >= WORKER_DEPLOY_KEYS
+
+
 def is_container_app(resource_type: str, props: Mapping[str, Any]) -> bool:
-    if resource_type in CONTAINER_APP_TYPES:
+    """A container application: the one the Worker deploy carries, or a stand-alone one."""
+    if resource_type in CONTAINER_APP_TYPES or is_worker_deploy(resource_type, props):
         return True
     return resource_type.startswith(DYNAMIC_PREFIX) and set(props) >= CONTAINER_APP_KEYS
+
+
+def is_worker(resource_type: str, props: Mapping[str, Any]) -> bool:
+    """A resource that uploads a Worker with bindings (what the Worker rules read)."""
+    return resource_type in WORKER_SCRIPTS or is_worker_deploy(resource_type, props)
 
 
 def is_bucket_emptier(resource_type: str, props: Mapping[str, Any]) -> bool:
@@ -82,8 +98,19 @@ def is_bucket_emptier(resource_type: str, props: Mapping[str, Any]) -> bool:
 
 
 def worker_bindings(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The bindings of a WorkersScript or WorkerVersion, in declaration order."""
-    return list(items(prop(props, "bindings")))
+    """Every binding of a Worker resource, in the upload's shape ({name, type, text?}).
+
+    A WorkersScript or WorkerVersion lists them in `bindings`; the wrangler deploy resource
+    keeps plain-text vars in `vars` and secrets by name in `secret_names` (their values are
+    secret inputs the pack has no need to read).
+    """
+    found = list(items(prop(props, "bindings")))
+    for name, text in mapping(prop(props, "vars")).items():
+        found.append({"name": name, "type": "plain_text", "text": text})
+    names = prop(props, "secret_names")
+    if isinstance(names, Sequence) and not isinstance(names, str | bytes):
+        found += [{"name": n, "type": "secret_text"} for n in names if isinstance(n, str)]
+    return found
 
 
 def binding_text(binding: Mapping[str, Any]) -> str | None:

@@ -27,7 +27,9 @@ class CloudflareApiError(Exception):
 
 
 def client(
-    api_token: str, http_client_factory: HttpClientFactory | None = None
+    api_token: str,
+    http_client_factory: HttpClientFactory | None = None,
+    base_url: str | None = None,
 ) -> cloudflare.Cloudflare:
     if not api_token:
         raise CloudflareApiError(
@@ -35,8 +37,10 @@ def client(
             "`pulumi config set --secret cloudflare:apiToken` (paste it at the prompt)"
         )
     http_client = http_client_factory() if http_client_factory else None
+    # base_url: the one wrangler is pointed at (CLOUDFLARE_API_BASE_URL), so the SDK reads the
+    # state wrangler wrote; None is the SDK's default (api.cloudflare.com).
     return cloudflare.Cloudflare(
-        api_token=api_token, max_retries=MAX_RETRIES, http_client=http_client
+        api_token=api_token, max_retries=MAX_RETRIES, http_client=http_client, base_url=base_url
     )
 
 

@@ -72,6 +72,10 @@ def worker_hostnames(
         elif res.resource_type == r.WORKER:
             if r.prop(r.mapping(r.prop(res.props, "subdomain")), "enabled") is True:
                 workers_dev_script = r.prop(res.props, "name")
+        elif r.is_worker_deploy(res.resource_type, res.props):
+            host = r.prop(res.props, "custom_domain")
+            if r.prop(res.props, "workers_dev") is True:
+                workers_dev_script = r.prop(res.props, "script_name")
         elif res.resource_type == r.WORKERS_SCRIPT_SUBDOMAIN and r.prop(res.props, "enabled"):
             workers_dev_script = r.prop(res.props, "scriptName", "script_name")
         if isinstance(host, str) and host:

@@ -70,7 +70,21 @@ def pinned_versions(
     args: ResourceValidationArgs, report: ReportViolation, _stack: StackProfile
 ) -> None:
     """The container runs an image pinned by digest, built for an exact OpenClaw version."""
-    if r.is_container_app(args.resource_type, args.props):
+    if r.is_worker_deploy(args.resource_type, args.props):
+        _pinned_build(args, report, r.mapping(r.prop(args.props, "image_vars")))
+        # wrangler builds a Dockerfile and binds the application to the pushed digest; any
+        # other image source must name its digest itself.
+        source = r.prop(args.props, "dockerfile")
+        built = isinstance(source, str) and source.endswith("Dockerfile")
+        if not built and not (isinstance(source, str) and _DIGEST_PINNED.search(source)):
+            report(
+                f"Container application of '{args.name}' runs image {source!r}, which is not "
+                "pinned by digest: build it from the project's Dockerfile (`containerDir`) or "
+                "name an image by digest (…@sha256:<64 hex>) so every rollout runs exactly "
+                "what was built.",
+                None,
+            )
+    elif r.is_container_app(args.resource_type, args.props):
         image = r.prop(args.props, "image")
         if not isinstance(image, str) or not _DIGEST_PINNED.search(image):
             report(
@@ -80,14 +94,19 @@ def pinned_versions(
                 None,
             )
     elif args.resource_type == r.DOCKER_IMAGE:
-        build_args = r.mapping(r.prop(args.props, "buildArgs", "build_args"))
-        if OPENCLAW_VERSION_ARG not in build_args:
-            return
-        version = build_args[OPENCLAW_VERSION_ARG]
-        if not isinstance(version, str) or not EXACT_VERSION.match(version):
-            report(
-                f"Image '{args.name}' builds OpenClaw {version!r}, which is not an exact "
-                "version (no 'latest', ranges or tags): `pulumi config set openclawVersion "
-                "<x.y.z>` or pin container/openclaw.version.",
-                None,
-            )
+        _pinned_build(args, report, r.mapping(r.prop(args.props, "buildArgs", "build_args")))
+
+
+def _pinned_build(
+    args: ResourceValidationArgs, report: ReportViolation, build_args: Mapping[str, Any]
+) -> None:
+    if OPENCLAW_VERSION_ARG not in build_args:
+        return
+    version = build_args[OPENCLAW_VERSION_ARG]
+    if not isinstance(version, str) or not EXACT_VERSION.match(version):
+        report(
+            f"Image '{args.name}' builds OpenClaw {version!r}, which is not an exact "
+            "version (no 'latest', ranges or tags): `pulumi config set openclawVersion "
+            "<x.y.z>` or pin container/openclaw.version.",
+            None,
+        )

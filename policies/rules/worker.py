@@ -26,7 +26,7 @@ def no_dev_switches(
 ) -> None:
     """Deployed Workers carry no local backend, no test-mode auth bypass, and debug routes only
     on non-production stacks whose config asks for them."""
-    if args.resource_type not in r.WORKER_SCRIPTS:
+    if not r.is_worker(args.resource_type, args.props):
         return
     for binding in r.worker_bindings(args.props):
         name = str(r.prop(binding, "name") or "")
@@ -70,8 +70,8 @@ def secrets_in_secret_bindings(
     """Every secret the Worker receives is a `secret_text` binding, never plain text (plain-text
     bindings are shown to anyone who can read the Worker's settings), and no secret is baked
     into the sandbox image as a build argument (those stay readable in the image history)."""
-    if args.resource_type == r.DOCKER_IMAGE:
-        build_args = r.mapping(r.prop(args.props, "buildArgs", "build_args"))
+    if args.resource_type == r.DOCKER_IMAGE or r.is_worker_deploy(args.resource_type, args.props):
+        build_args = r.mapping(r.prop(args.props, "buildArgs", "build_args", "image_vars"))
         for name, value in build_args.items():
             reason = _secret_reason(name, value if isinstance(value, str) else "")
             if reason is not None:
@@ -81,8 +81,7 @@ def secrets_in_secret_bindings(
                     "container at start as a Worker secret instead, and rotate it.",
                     None,
                 )
-        return
-    if args.resource_type not in r.WORKER_SCRIPTS:
+    if not r.is_worker(args.resource_type, args.props):
         return
     for binding in r.worker_bindings(args.props):
         kind = r.prop(binding, "type")
@@ -109,7 +108,7 @@ def sleep_never_cost(
     args: ResourceValidationArgs, report: ReportViolation, stack: StackProfile
 ) -> None:
     """A non-production container that never sleeps bills around the clock (advisory)."""
-    if args.resource_type not in r.WORKER_SCRIPTS or stack.production:
+    if not r.is_worker(args.resource_type, args.props) or stack.production:
         return
     for binding in r.worker_bindings(args.props):
         if r.prop(binding, "name") == SLEEP_AFTER:

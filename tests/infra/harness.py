@@ -42,8 +42,7 @@ SECRET_VALUE = rpc._special_secret_sig
 # infra/dynamic/ names its resource classes (pulumi.dynamic.Resource's module=/name=), so the
 # type token says which provider a dynamic resource belongs to.
 DYNAMIC_KINDS = {
-    "pulumi-python:dynamic/moltworker:RegistryCredentials": "registry-credentials",
-    "pulumi-python:dynamic/moltworker:ContainerApp": "container-app",
+    "pulumi-python:dynamic/moltworker:WorkerDeploy": "worker-deploy",
     "pulumi-python:dynamic/moltworker:BucketEmptier": "bucket-emptier",
 }
 
@@ -168,23 +167,20 @@ class ProgramMocks(pulumi.runtime.Mocks):
             outs["clientSecret"] = _fake("csec-", name, length=64)
         elif t == "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy":
             rid = _fake("pol", name)
-        elif t == "cloudflare:index/worker:Worker":
-            rid = plain["name"]
-        elif t == "cloudflare:index/workerVersion:WorkerVersion":
-            rid = _fake("ver", plain.get("modules"), plain.get("bindings"))
-        elif t == "docker-build:index:Image":
-            digest = "sha256:" + _fake("", plain.get("tags"), plain.get("buildArgs"), length=64)
-            outs["digest"] = digest
-            outs["ref"] = f"{plain['tags'][0]}@{digest}"
         elif t in DYNAMIC_KINDS:
             kind = DYNAMIC_KINDS[t]
-            if kind == "registry-credentials":
-                outs["username"] = "v1"
-                outs["password"] = _fake("regpass-", plain["fingerprint"])
-                outs["registry_host"] = "registry.cloudflare.com"
-            elif kind == "container-app":
-                outs["application_id"] = _fake("", "app", plain["name"])
+            if kind == "worker-deploy":
+                # What wrangler's deploy leaves: a version, the application bound to the
+                # namespace, the image it pushed (repository@digest).
+                digest = _fake("", plain["image_fingerprint"], length=64)
+                outs["version_id"] = _fake("", "version", plain["modules"], plain["vars"])
+                outs["application_id"] = _fake("", "app", plain["app_name"])
                 outs["namespace_id"] = _fake("", "ns", plain["script_name"])
+                outs["image"] = (
+                    f"registry.cloudflare.com/{plain['account_id']}/{plain['app_name']}"
+                    f"@sha256:{digest}"
+                )
+                outs.pop("secrets", None)
             rid = f"{name}-{kind}"
         return rid, outs
 
@@ -251,7 +247,12 @@ def fixtures() -> Path:
         (root / "worker" / "public" / "index.html").write_text("<h1>admin</h1>\n")
         (root / "worker" / "wrangler.jsonc").write_text(
             '{\n  // fixture\n  "compatibility_date": "2026-08-15",\n'
-            '  "compatibility_flags": ["nodejs_compat"]\n}\n'
+            '  "compatibility_flags": ["nodejs_compat"],\n'
+            '  "migrations": [{ "tag": "v1", "new_sqlite_classes": ["Sandbox"] }],\n}\n'
+        )
+        pin = json.loads((ROOT / "worker" / "package.json").read_text())["devDependencies"]
+        (root / "worker" / "package.json").write_text(
+            json.dumps({"devDependencies": {"wrangler": pin["wrangler"]}})
         )
         (root / "bundle").mkdir()
         (root / "bundle" / "index.js").write_text("export default { fetch() {} };\n")

@@ -12,10 +12,17 @@ from infra.access import Access, AccessArgs
 from infra.ai_gateway import AiGateway, AiGatewayArgs
 from infra.build import WorkerBundle
 from infra.generated_secrets import GeneratedSecrets, GeneratedSecretsArgs
-from infra.sandbox import Sandbox, SandboxArgs
+from infra.sandbox import SandboxArgs, SandboxContainer, sandbox_container
 from infra.storage import Storage, StorageArgs
-from infra.worker import DEFAULT_COMPATIBILITY_DATE, Worker, WorkerArgs, wrangler_compatibility
-from tests.infra.harness import fixtures, run_under_mocks, unwrap
+from infra.worker import (
+    DEFAULT_COMPATIBILITY_DATE,
+    Worker,
+    WorkerArgs,
+    read_jsonc,
+    wrangler_compatibility,
+    wrangler_migrations,
+)
+from tests.infra.harness import fixtures, is_secret_at, run_under_mocks, unwrap
 
 pytestmark = pytest.mark.timeout(60)
 ACCOUNT = "b" * 32
@@ -139,15 +146,31 @@ def _bundle() -> WorkerBundle:
     return build.worker_bundle(fx / "worker", prebuilt=fx / "bundle")
 
 
-def test_worker_refuses_local_switches_and_bad_names() -> None:
-    base = dict(
+def _container() -> SandboxContainer:
+    return sandbox_container(
+        SandboxArgs(
+            app_name="app", context_dir=fixtures() / "container", openclaw_version="2026.9.6"
+        )
+    )
+
+
+def _worker_args(**extra: object) -> WorkerArgs:
+    values: dict[str, object] = dict(
         account_id=ACCOUNT,
         script_name="w",
         bundle=_bundle(),
+        worker_dir=fixtures() / "worker",
         assets_dir=fixtures() / "worker" / "public",
         bucket_name="b",
         hostname="w.example.com",
+        container=_container(),
+        api_token="t",
     )
+    values.update(extra)
+    return WorkerArgs(**values)  # type: ignore[arg-type]
+
+
+def test_worker_refuses_local_switches_and_bad_names() -> None:
     cases = [
         ({"vars": {"MOLT_LOCAL_BACKEND": "1"}}, "local-run switches"),
         ({"vars": {"lower": "x"}}, "UPPER_SNAKE"),
@@ -155,22 +178,33 @@ def test_worker_refuses_local_switches_and_bad_names() -> None:
         ({"custom_domain": "w.example.com"}, "custom_domain needs zone_id"),
         ({"bundle": WorkerBundle(fixtures() / "bundle", "index.js", "0", "1")}, "main module"),
         ({"assets_dir": fixtures() / "nowhere"}, "is not a directory"),
+        ({"cron": "every 5 minutes"}, "five fields"),
     ]
     for extra, message in cases:
-        args = WorkerArgs(**{**base, **extra})  # type: ignore[arg-type]
+        args = _worker_args(**extra)
         with pytest.raises(ValueError, match=message):
             run_under_mocks(lambda a=args: Worker("w", a))
+
+
+def test_worker_is_one_deploy_resource_with_secret_values_kept_secret() -> None:
+    resources, _, _ = run_under_mocks(
+        lambda: Worker("w", _worker_args(secrets={"S": "value-of-s"}, vars={"V": "v"}))
+    )
+    assert {(r.type, r.name) for r in resources} == {
+        ("moltworker:worker:Worker", "w"),
+        ("pulumi-python:dynamic/moltworker:WorkerDeploy", "w-deploy"),
+    }
+    (deploy,) = [r for r in resources if r.custom]
+    assert deploy.parent == next(r.urn for r in resources if not r.custom)
+    assert deploy.plain["secret_names"] == ["S"] and deploy.plain["vars"] == {"V": "v"}
+    assert is_secret_at(deploy.inputs, "secrets") and is_secret_at(deploy.inputs, "api_token")
+    assert {"api_token", "secrets"} <= set(deploy.additional_secret_outputs)
 
 
 def test_sandbox_checks_its_bounds_and_needs_a_dockerfile(tmp_path: Path) -> None:
     def args(**changes: object) -> SandboxArgs:
         values: dict[str, object] = dict(
-            account_id=ACCOUNT,
-            app_name="app",
-            context_dir=fixtures() / "container",
-            openclaw_version="2026.9.6",
-            script_name="w",
-            api_token="t",
+            app_name="app", context_dir=fixtures() / "container", openclaw_version="2026.9.6"
         )
         values.update(changes)
         return SandboxArgs(**values)  # type: ignore[arg-type]
@@ -180,12 +214,46 @@ def test_sandbox_checks_its_bounds_and_needs_a_dockerfile(tmp_path: Path) -> Non
         ({"instance_type": "xl"}, "instance_type"),
         ({"openclaw_version": "latest"}, "an exact version"),
         ({"context_dir": tmp_path}, "no Dockerfile"),
+        ({"build_args": {"OPENCLAW_VERSION": "1.2.3"}}, "comes from openclaw_version"),
+        ({"app_name": "Bad_Name"}, "a-z, 0-9"),
     ]:
-        bad = args(**changes)
         with pytest.raises(Exception, match=message):
-            run_under_mocks(lambda a=bad: Sandbox("s", a))
-    resources, _, _ = run_under_mocks(lambda: Sandbox("s", args()))
-    assert {r.name for r in resources} == {"s", "s-registry-credentials", "s-image", "s-app"}
+            sandbox_container(args(**changes))
+    plain = sandbox_container(args())
+    based = sandbox_container(args(build_args={"BASE_IMAGE": "localhost/base:1"}))
+    assert plain.image_vars == {"OPENCLAW_VERSION": "2026.9.6"}
+    assert based.image_vars == {"OPENCLAW_VERSION": "2026.9.6", "BASE_IMAGE": "localhost/base:1"}
+    assert plain.image_fingerprint != based.image_fingerprint  # a build argument is an input
+    assert plain.dockerfile.endswith("container/Dockerfile")
+
+
+def test_migrations_come_from_wrangler_jsonc(tmp_path: Path) -> None:
+    assert wrangler_migrations(fixtures() / "worker", "Sandbox") == [
+        {"tag": "v1", "new_sqlite_classes": ["Sandbox"]}
+    ]
+    (tmp_path / "wrangler.jsonc").write_text(
+        '{"migrations": [{"tag": "v1", "new_classes": ["Sandbox"]}]}'
+    )
+    with pytest.raises(ValueError, match="SQLite class"):
+        wrangler_migrations(tmp_path, "Sandbox")
+    (tmp_path / "wrangler.jsonc").write_text("{}")
+    with pytest.raises(ValueError, match="no `migrations` list"):
+        wrangler_migrations(tmp_path, "Sandbox")
+
+
+def test_jsonc_reader_keeps_strings_and_drops_comments(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonc"
+    path.write_text(
+        '{\n  // a comment\n  "url": "https://x.example/a//b", /* block */\n'
+        '  "s": "quote \\" // not a comment",\n  "list": [1, 2,],\n}\n'
+    )
+    assert read_jsonc(path) == {
+        "url": "https://x.example/a//b",
+        "s": 'quote " // not a comment',
+        "list": [1, 2],
+    }
+    real = read_jsonc(build.ROOT / "worker" / "wrangler.jsonc")
+    assert real["migrations"][0]["new_sqlite_classes"] == ["Sandbox"]
 
 
 def test_compatibility_comes_from_wrangler_jsonc(tmp_path: Path) -> None:

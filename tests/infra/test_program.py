@@ -14,8 +14,7 @@ import pytest
 
 from infra import permissions
 from infra.dynamic.bucket_emptier import BucketEmptierProvider
-from infra.dynamic.container_app import ContainerAppProvider
-from infra.dynamic.registry_credentials import RegistryCredentialsProvider
+from infra.dynamic.worker_deploy import WorkerDeployProvider
 from tests.infra.harness import (
     TEAM_DOMAIN,
     TEST_SECRETS,
@@ -31,7 +30,7 @@ pytestmark = pytest.mark.timeout(120)
 
 ACCOUNT = "0" * 32
 TOKEN = "cloudflare:index/accountToken:AccountToken"
-VERSION = "cloudflare:index/workerVersion:WorkerVersion"
+DEPLOY = "pulumi-python:dynamic/moltworker:WorkerDeploy"
 APP = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 POLICY = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
 SERVICE_TOKEN = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"
@@ -44,8 +43,14 @@ def run(stack: str) -> ProgramRun:
 
 
 def bindings(r: ProgramRun) -> dict[str, dict]:
-    version = r.one(VERSION)
-    return {b["name"]: b for b in version.plain["bindings"]}
+    """The Worker's bindings as the upload carries them: typed ones, vars, then secrets."""
+    deploy = r.one(DEPLOY).plain
+    found = {b["name"]: b for b in deploy["bindings"]}
+    for name, text in deploy["vars"].items():
+        found[name] = {"name": name, "type": "plain_text", "text": text}
+    for name, text in deploy["secrets"].items():
+        found[name] = {"name": name, "type": "secret_text", "text": text}
+    return found
 
 
 def secret_values(r: ProgramRun) -> set[str]:
@@ -91,7 +96,7 @@ def test_s3_credentials_derive_from_the_scoped_token_and_stay_secret(stack: str)
     assert b["R2_SECRET_ACCESS_KEY"]["type"] == "secret_text"
     assert b["R2_ACCESS_KEY_ID"]["text"] == _fake("tokid", "storage-token")
     assert b["R2_ACCESS_KEY_ID"]["type"] == "secret_text"
-    assert is_secret_at(r.one(VERSION).inputs, "bindings")
+    assert is_secret_at(r.one(DEPLOY).inputs, "secrets")
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -143,20 +148,23 @@ def test_worker_bindings_match_the_interface_contract(stack: str) -> None:
     assert b["SANDBOX"] == {
         "name": "SANDBOX",
         "type": "durable_object_namespace",
-        "className": "Sandbox",
+        "class_name": "Sandbox",
     }
     assert b["BROWSER"] == {"name": "BROWSER", "type": "browser"}
     assert b["DATA"] == {
         "name": "DATA",
         "type": "r2_bucket",
-        "bucketName": f"moltworker-{stack}-data",
+        "bucket_name": f"moltworker-{stack}-data",
     }
     assert b["ASSETS"]["type"] == "assets"
-    version = r.one(VERSION).plain
-    assert version["containers"] == [{"className": "Sandbox"}]
-    assert version["exports"] == {"Sandbox": {"type": "durable-object", "storage": "sqlite"}}
-    assert version["compatibilityDate"] == "2026-08-15"  # read from the fixture wrangler.jsonc
-    assert version["assets"]["config"]["runWorkerFirst"] is True
+    deploy = r.one(DEPLOY).plain
+    # The class is created by the migration of wrangler.jsonc, SQLite-backed as containers need.
+    assert deploy["migrations"] == [{"tag": "v1", "new_sqlite_classes": ["Sandbox"]}]
+    assert deploy["class_name"] == "Sandbox"
+    assert "exports" not in deploy
+    assert deploy["compatibility_date"] == "2026-08-15"  # read from the fixture wrangler.jsonc
+    assert deploy["assets"]["run_worker_first"] is True
+    assert deploy["main_module"] == "index.js" and list(deploy["modules"]) == ["index.js"]
     secrets = {
         "OPENCLAW_GATEWAY_TOKEN", "MOLT_CONTROL_SECRET", "MOLT_CDP_SECRET", "MOLT_SNAPSHOT_KEY",
         "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "AI_GATEWAY_TOKEN", "CF_ACCESS_AUD",
@@ -164,6 +172,7 @@ def test_worker_bindings_match_the_interface_contract(stack: str) -> None:
         "DISCORD_BOT_TOKEN", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
     }  # fmt: skip
     assert {n for n, v in b.items() if v["type"] == "secret_text"} == secrets
+    assert set(deploy["secret_names"]) == secrets  # names in the clear, for the diff and the pack
     plain = {n: v["text"] for n, v in b.items() if v["type"] == "plain_text"}
     assert plain["DEBUG_ROUTES"] == ("true" if stack == "dev" else "false")
     assert plain["SLEEP_AFTER"] == ("10m" if stack == "dev" else "never")
@@ -213,7 +222,7 @@ def test_prod_data_is_protected_and_never_emptied() -> None:
         "secrets-snapshot-key",
     } <= protected
     assert not r.dynamic("bucket-emptier")
-    assert "worker-script" not in protected  # code and config stay replaceable
+    assert "worker-deploy" not in protected  # code and config stay replaceable
 
 
 def test_dev_is_ephemeral_and_empties_its_bucket_before_deleting_it() -> None:
@@ -240,35 +249,35 @@ def test_lifecycle_never_targets_live_snapshot_data(stack: str) -> None:
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_container_app_is_bound_pinned_and_bounded(stack: str) -> None:
+def test_container_is_built_by_the_deploy_and_bounded(stack: str) -> None:
     r = run(stack)
-    (app,) = r.dynamic("container-app")
-    image = r.one("docker-build:index:Image")
-    assert app.plain["image"] == image.outputs["ref"]
-    assert "@sha256:" in app.plain["image"]
-    assert app.plain["class_name"] == "Sandbox"
-    assert app.plain["script_name"] == f"moltworker-{stack}"
-    assert app.plain["max_instances"] == 1
-    assert app.plain["instance_type"] == ("standard-1" if stack == "dev" else "standard-2")
-    assert is_secret_at(app.inputs, "api_token")
-    deployment = r.one("cloudflare:index/workersDeployment:WorkersDeployment")
-    assert deployment.urn in app.dependencies
-    assert image.plain["platforms"] == ["linux/amd64"] and image.plain["push"] is True
-    assert image.plain["buildArgs"] == {"OPENCLAW_VERSION": "2026.9.6"}
-    assert is_secret_at(image.inputs, "registries")
+    deploy = r.one(DEPLOY)
+    plain = deploy.plain
+    assert plain["app_name"] == f"moltworker-{stack}"
+    assert plain["script_name"] == f"moltworker-{stack}"
+    assert plain["dockerfile"].endswith("/container/Dockerfile")
+    assert plain["image_vars"] == {"OPENCLAW_VERSION": "2026.9.6"}
+    assert len(plain["image_fingerprint"]) == 64
+    assert plain["max_instances"] == 1
+    assert plain["instance_type"] == ("standard-1" if stack == "dev" else "standard-2")
+    assert plain["rollout_step_percentage"] == 100
+    assert is_secret_at(deploy.inputs, "api_token")
+    # The application runs what wrangler pushed, by digest.
+    assert "@sha256:" in r.outputs["imageRef"]["value"]
+    bucket = r.one("cloudflare:index/r2Bucket:R2Bucket")
+    assert bucket.urn in deploy.dependencies  # the bucket exists before wrangler binds it
 
 
 def test_hostnames_per_stack() -> None:
     dev, prod = run("dev"), run("prod")
-    assert dev.one("cloudflare:index/worker:Worker").plain["subdomain"]["enabled"] is True
-    assert not dev.by_type("cloudflare:index/workersCustomDomain:WorkersCustomDomain")
-    domain = prod.one("cloudflare:index/workersCustomDomain:WorkersCustomDomain").plain
-    assert domain["hostname"] == "agent.example.com" and domain["zoneId"] == "1" * 32
-    assert prod.one("cloudflare:index/worker:Worker").plain["subdomain"]["enabled"] is False
+    dev_deploy, prod_deploy = dev.one(DEPLOY).plain, prod.one(DEPLOY).plain
+    assert dev_deploy["workers_dev"] is True and dev_deploy["custom_domain"] == ""
+    assert prod_deploy["workers_dev"] is False
+    assert prod_deploy["custom_domain"] == "agent.example.com"
+    assert prod_deploy["zone_id"] == "1" * 32
     assert dev.outputs["workerUrl"]["value"] == f"https://{HOSTS['dev']}"
     assert prod.outputs["adminUrl"]["value"] == "https://agent.example.com/_admin/"
-    cron = prod.one("cloudflare:index/workersCronTrigger:WorkersCronTrigger").plain
-    assert cron["schedules"] == [{"cron": "*/5 * * * *"}]
+    assert prod_deploy["cron"] == ["*/5 * * * *"]
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -313,8 +322,13 @@ def test_rotation_counter_replaces_only_that_secret() -> None:
         res.urn: res for res in run_program_full("dev", {"rotateGatewayToken": "1"}).resources
     }
     changed = sorted(base[u].name for u in base if base[u].inputs != rotated[u].inputs)
-    # The token, the Worker version carrying it and the deployment moving traffic to that version.
-    assert changed == ["secrets-gateway-token", "worker-deployment", "worker-version"], changed
+    # The token and the deploy carrying it; within the deploy only the secret values (and
+    # test_dynamic_providers shows that only this one secret's hash changes).
+    assert changed == ["secrets-gateway-token", "worker-deploy"], changed
+    (old,) = [r for r in base.values() if r.name == "worker-deploy"]
+    (new,) = [r for r in rotated.values() if r.name == "worker-deploy"]
+    differing = sorted(k for k in old.inputs if old.inputs[k] != new.inputs[k])
+    assert differing == ["secrets"], differing
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -340,24 +354,25 @@ def test_exports_are_the_ones_ops_reads_and_secrets_stay_secret(stack: str) -> N
 def test_dynamic_resources_see_no_change_on_a_second_run(stack: str) -> None:
     """What `pulumi preview` asks the dynamic providers after an unchanged second run."""
     providers = {
-        "registry-credentials": RegistryCredentialsProvider(),
-        "container-app": ContainerAppProvider(),
+        "worker-deploy": WorkerDeployProvider(),
         "bucket-emptier": BucketEmptierProvider(),
     }
     first = {r.urn: r for r in run_program_full(stack).resources if r.dynamic_kind}
     second = {r.urn: r for r in run_program_full(stack).resources if r.dynamic_kind}
     assert first.keys() == second.keys() and first
     for urn, old in first.items():
-        olds = unwrap(old.outputs)
-        news = second[urn].plain
-        diff = providers[old.dynamic_kind or ""].diff("id", olds, news)
+        provider = providers[old.dynamic_kind or ""]
+        # The state after the first run: its checked inputs, which create returns as outputs
+        # (the deploy keeps no secret values there, only their hashes).
+        olds = {k: v for k, v in provider.check({}, old.plain).inputs.items() if k != "secrets"}
+        news = provider.check({}, second[urn].plain).inputs
+        diff = provider.diff("id", olds, news)
         assert diff.changes is False, f"{urn}: {diff.replaces}"
-    # And a changed build context does mint new credentials (and only then).
+    # And a changed build context is a change of the image fingerprint (and only then).
     changed = run_program_full(stack, {"openclawVersion": "2026.9.7"}).resources
-    creds = next(r for r in changed if r.dynamic_kind == "registry-credentials")
-    old_creds = next(r for r in first.values() if r.dynamic_kind == "registry-credentials")
-    diff = providers["registry-credentials"].diff("id", unwrap(old_creds.outputs), creds.plain)
-    assert diff.replaces == ["fingerprint"]
+    new = next(r for r in changed if r.dynamic_kind == "worker-deploy").plain
+    old = next(r for r in first.values() if r.dynamic_kind == "worker-deploy").plain
+    assert sorted(k for k in new if new[k] != old[k]) == ["image_fingerprint", "image_vars"]
 
 
 def test_dynamic_providers_load_in_a_separate_process(tmp_path: Path) -> None:
@@ -367,7 +382,7 @@ def test_dynamic_providers_load_in_a_separate_process(tmp_path: Path) -> None:
         for res in run("dev").resources
         if res.dynamic_kind
     }
-    assert set(blobs) == {"registry-credentials", "container-app", "bucket-emptier"}
+    assert set(blobs) == {"worker-deploy", "bucket-emptier"}
     script = (
         "import base64, json, sys, dill\n"
         "blobs = json.loads(sys.stdin.read())\n"
@@ -384,7 +399,6 @@ def test_dynamic_providers_load_in_a_separate_process(tmp_path: Path) -> None:
         timeout=60,
     )
     assert json.loads(result.stdout) == {
-        "registry-credentials": "RegistryCredentialsProvider",
-        "container-app": "ContainerAppProvider",
+        "worker-deploy": "WorkerDeployProvider",
         "bucket-emptier": "BucketEmptierProvider",
     }

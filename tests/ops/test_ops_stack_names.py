@@ -59,17 +59,17 @@ def physical_names(run: Any) -> dict[str, list[str]]:
     def names(type_: str, key: str) -> list[str]:
         return sorted(r.plain[key] for r in run.by_type(type_))
 
-    image_tags = [r.plain["tags"][0] for r in run.by_type("docker-build:index:Image")]
+    deploys = run.dynamic("worker-deploy")
     return {
         "bucket": names("cloudflare:index/r2Bucket:R2Bucket", "name"),
-        "worker": names("cloudflare:index/worker:Worker", "name"),
+        "worker": sorted(r.plain["script_name"] for r in deploys),
         "ai gateway": names("cloudflare:index/aiGateway:AiGateway", "aiGatewayId"),
         "access app": names(
             "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication", "name"
         ),
         "tokens": names("cloudflare:index/accountToken:AccountToken", "name"),
-        "container app": sorted(r.plain["name"] for r in run.dynamic("container-app")),
-        "image repository": sorted(tag.rsplit(":", 1)[0] for tag in image_tags),
+        # The application's name is also the image repository wrangler pushes to.
+        "container app": sorted(r.plain["app_name"] for r in deploys),
     }
 
 

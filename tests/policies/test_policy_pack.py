@@ -102,21 +102,22 @@ def test_a_configured_bound_reaches_the_pack(prod: tuple[StackRun, PackProcess])
         pack.configure(account_policy_config())
 
 
-def test_an_image_unknown_during_preview_defers_only_its_own_check(
+def test_build_arguments_unknown_during_preview_defer_only_the_checks_reading_them(
     prod: tuple[StackRun, PackProcess],
 ) -> None:
     run, pack = prod
-    app = next(r for r in run.resources if "max_instances" in r.props)
-    built = app.props["image"]
-    app.props["image"] = UNKNOWN_STRING_VALUE  # the image is built during `pulumi up`
+    deploy = next(r for r in run.resources if "image_vars" in r.props)
+    built = deploy.props["image_vars"]
+    deploy.props["image_vars"] = UNKNOWN_STRING_VALUE  # e.g. a base image another resource makes
     try:
-        diagnostics = pack.analyze(app)
+        diagnostics = pack.analyze(deploy)
     finally:
-        app.props["image"] = built
-    assert [(d.policyName, d.enforcementLevel) for d in diagnostics] == [
-        ("pinned-versions", analyzer_pb2.ADVISORY)
+        deploy.props["image_vars"] = built
+    assert sorted((d.policyName, d.enforcementLevel) for d in diagnostics) == [
+        ("pinned-versions", analyzer_pb2.ADVISORY),
+        ("secrets-in-secret-bindings", analyzer_pb2.ADVISORY),
     ]
-    assert "can't be known during preview" in diagnostics[0].message
+    assert all("can't be known during preview" in d.message for d in diagnostics)
 
 
 def test_the_stack_config_decides_what_is_ephemeral() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -26,13 +27,11 @@ from tests.policies.policy_harness import (
 )
 
 BUCKET = "cloudflare:index/r2Bucket:R2Bucket"
-VERSION = "cloudflare:index/workerVersion:WorkerVersion"
+DEPLOY = "pulumi-python:dynamic/moltworker:WorkerDeploy"
 APP = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 POLICY = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
 TOKEN = "cloudflare:index/accountToken:AccountToken"
 GATEWAY = "cloudflare:index/aiGateway:AiGateway"
-IMAGE = "docker-build:index:Image"
-CONTAINER_APP = "pulumi-python:dynamic/moltworker:ContainerApp"
 
 
 def mandatory(findings: list[Finding]) -> list[Finding]:
@@ -139,16 +138,12 @@ def _mutated(stack: str, mutate: Callable[[StackRun], None]) -> list[Finding]:
     return evaluate(run)
 
 
-def _bindings(run: StackRun) -> list[dict[str, object]]:
-    bindings = run.one(VERSION).props["bindings"]
-    # One secret text makes the engine mark the whole list secret: edit inside the marker.
-    return bindings["value"] if isinstance(bindings, dict) else bindings
+def _deploy(run: StackRun) -> dict[str, Any]:
+    return run.one(DEPLOY).props
 
 
-def _set_var(run: StackRun, name: str, text: str, kind: str = "plain_text") -> None:
-    bindings = _bindings(run)
-    bindings[:] = [b for b in bindings if b["name"] != name]
-    bindings.append({"name": name, "type": kind, "text": text})
+def _set_var(run: StackRun, name: str, text: str) -> None:
+    _deploy(run)["vars"][name] = text
 
 
 def _unprotect_bucket(run: StackRun) -> None:
@@ -171,7 +166,7 @@ def _expire_snapshots(run: StackRun) -> None:
 
 
 def _expose_workers_dev(run: StackRun) -> None:
-    run.one("cloudflare:index/worker:Worker").props["subdomain"]["enabled"] = True
+    _deploy(run)["workers_dev"] = True
 
 
 def _attach_emptier(run: StackRun) -> None:
@@ -214,12 +209,12 @@ def _open_gateway(run: StackRun) -> None:
 
 
 def _unpin_image(run: StackRun) -> None:
-    app = run.one(CONTAINER_APP)
-    app.props["image"] = app.props["image"].split("@", 1)[0]
+    # A prebuilt image by tag instead of the project's Dockerfile.
+    _deploy(run)["dockerfile"] = "registry.example.com/someone/openclaw:latest"
 
 
 def _float_openclaw(run: StackRun) -> None:
-    run.one(IMAGE).props["buildArgs"]["OPENCLAW_VERSION"] = "latest"
+    _deploy(run)["image_vars"]["OPENCLAW_VERSION"] = "latest"
 
 
 def _local_backend(run: StackRun) -> None:
@@ -227,15 +222,13 @@ def _local_backend(run: StackRun) -> None:
 
 
 def _bake_key_into_image(run: StackRun) -> None:
-    run.one(IMAGE).props["buildArgs"]["ANTHROPIC_API_KEY"] = TEST_SECRETS[
-        "moltworker:anthropicApiKey"
-    ]
+    _deploy(run)["image_vars"]["ANTHROPIC_API_KEY"] = TEST_SECRETS["moltworker:anthropicApiKey"]
 
 
 def _plain_text_secret(run: StackRun) -> None:
-    for b in _bindings(run):
-        if b["name"] == "ANTHROPIC_API_KEY":
-            b["type"] = "plain_text"
+    deploy = _deploy(run)
+    deploy["secret_names"].remove("ANTHROPIC_API_KEY")
+    deploy["vars"]["ANTHROPIC_API_KEY"] = TEST_SECRETS["moltworker:anthropicApiKey"]
 
 
 @pytest.mark.parametrize(
