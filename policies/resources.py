@@ -105,12 +105,24 @@ def worker_bindings(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     secret inputs the pack has no need to read).
     """
     found = list(items(prop(props, "bindings")))
-    for name, text in mapping(prop(props, "vars")).items():
-        found.append({"name": name, "type": "plain_text", "text": text})
+    for name, value in mapping(prop(props, "vars")).items():
+        if isinstance(value, str):
+            found.append({"name": name, "type": "plain_text", "text": value})
+        else:  # wrangler uploads a non-string var as a json binding
+            found.append({"name": name, "type": "json", "text": json.dumps(_plain(value))})
     names = prop(props, "secret_names")
     if isinstance(names, Sequence) and not isinstance(names, str | bytes):
         found += [{"name": n, "type": "secret_text"} for n in names if isinstance(n, str)]
     return found
+
+
+def _plain(value: Any) -> Any:
+    """A property value as plain JSON types (the policy SDK hands read-only proxies)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [_plain(v) for v in value]
+    return value
 
 
 def binding_text(binding: Mapping[str, Any]) -> str | None:

@@ -7,6 +7,7 @@ proxy, so a validator sees in tests what it sees under the engine.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,13 +188,49 @@ def worker_bindings(stack: str = "prod", **overrides: str) -> list[dict[str, Any
         "ANTHROPIC_API_KEY",
     )
     return [
-        binding("SANDBOX", "durable_object_namespace", className="Sandbox"),
-        binding("DATA", "r2_bucket", bucketName=f"moltworker-{stack}-data"),
+        binding("SANDBOX", "durable_object_namespace", class_name="Sandbox"),
+        binding("DATA", "r2_bucket", bucket_name=f"moltworker-{stack}-data"),
         binding("BROWSER", "browser"),
         binding("ASSETS", "assets"),
         *(binding(k, "plain_text", v) for k, v in sorted(plain.items())),
         *(binding(k, "secret_text", "redacted-in-tests") for k in secrets),
     ]
+
+
+def worker_deploy(stack: str, bindings: list[dict[str, Any]], *, custom_domain: bool = True) -> Res:
+    """The wrangler deploy resource (infra/dynamic/worker_deploy.py) carrying `bindings`:
+    plain-text and JSON ones become `vars`, secret ones `secret_names`, the rest `bindings`."""
+    typed, plain, secret_names = [], {}, []
+    for b in bindings:
+        if b["type"] == "plain_text":
+            plain[b["name"]] = b["text"]
+        elif b["type"] == "json":
+            plain[b["name"]] = json.loads(b["text"])
+        elif b["type"] in ("secret_text", "secret_key"):
+            secret_names.append(b["name"])
+        else:
+            typed.append(b)
+    return Res(
+        "pulumi-python:dynamic/moltworker:WorkerDeploy",
+        "worker-deploy",
+        {
+            "account_id": ACCOUNT,
+            "script_name": f"moltworker-{stack}",
+            "main_module": "index.js",
+            "bindings": typed,
+            "vars": plain,
+            "secret_names": secret_names,
+            "app_name": f"moltworker-{stack}",
+            "class_name": "Sandbox",
+            "dockerfile": "container/Dockerfile",
+            "image_vars": {"OPENCLAW_VERSION": "2026.9.6"},
+            "instance_type": "standard-1",
+            "max_instances": 1,
+            "workers_dev": not custom_domain,
+            "custom_domain": HOST if custom_domain else "",
+            "zone_id": "1" * 32 if custom_domain else "",
+        },
+    )
 
 
 def compliant_stack(stack: str = "prod", *, custom_domain: bool = True) -> list[Res]:
@@ -293,47 +330,8 @@ def compliant_stack(stack: str = "prod", *, custom_domain: bool = True) -> list[
             },
             property_dependencies={"policies": ["access-admins", "access-ci"]},
         ),
-        Res(
-            "cloudflare:index/worker:Worker",
-            "worker-script",
-            {
-                "accountId": ACCOUNT,
-                "name": f"moltworker-{stack}",
-                "subdomain": {"enabled": not custom_domain, "previewsEnabled": False},
-            },
-        ),
-        Res(
-            "cloudflare:index/workerVersion:WorkerVersion",
-            "worker-version",
-            {"accountId": ACCOUNT, "mainModule": "index.js", "bindings": worker_bindings(stack)},
-        ),
-        Res(
-            "docker-build:index:Image",
-            "sandbox-image",
-            {"buildArgs": {"OPENCLAW_VERSION": "2026.9.6"}, "push": True},
-        ),
-        Res(
-            "pulumi-python:dynamic/moltworker:ContainerApp",
-            "sandbox-app",
-            {
-                "account_id": ACCOUNT,
-                "name": f"moltworker-{stack}",
-                "script_name": f"moltworker-{stack}",
-                "class_name": "Sandbox",
-                "image": f"registry.cloudflare.com/{ACCOUNT}/moltworker-{stack}@{DIGEST}",
-                "instance_type": "standard-1",
-                "max_instances": 1,
-            },
-        ),
+        worker_deploy(stack, worker_bindings(stack), custom_domain=custom_domain),
     ]
-    if custom_domain:
-        resources.append(
-            Res(
-                "cloudflare:index/workersCustomDomain:WorkersCustomDomain",
-                "worker-domain",
-                {"accountId": ACCOUNT, "hostname": HOST, "service": f"moltworker-{stack}"},
-            )
-        )
     for res in resources:
         res.stack = stack
     return resources

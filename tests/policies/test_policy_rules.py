@@ -30,6 +30,7 @@ from tests.policies.policy_fakes import (
     stack_args,
     token,
     worker_bindings,
+    worker_deploy,
 )
 
 PROD = StackProfile.of("moltworker", "prod")
@@ -471,8 +472,13 @@ def test_workers_dev_without_the_subdomain_config_fails_closed() -> None:
     only(access_findings(resources, unknown), "no `workersSubdomain` config")
 
 
+def _without_domain(resources: list[Res]) -> list[Res]:
+    find(resources, "worker-deploy").props.update(custom_domain="", zone_id="")
+    return resources
+
+
 def test_route_and_script_subdomain_hostnames_must_be_covered() -> None:
-    resources = [r for r in compliant_stack() if r.name != "worker-domain"]
+    resources = _without_domain(compliant_stack())
     route = Res(
         "cloudflare:index/workersRoute:WorkersRoute",
         "worker-route",
@@ -494,7 +500,7 @@ def test_route_and_script_subdomain_hostnames_must_be_covered() -> None:
 
 
 def test_stack_without_any_worker_hostname_is_refused() -> None:
-    resources = [r for r in compliant_stack() if r.name != "worker-domain"]
+    resources = _without_domain(compliant_stack())
     only(access_findings(resources), "serves no Worker hostname")
 
 
@@ -507,9 +513,10 @@ def test_no_access_application_at_all_is_refused() -> None:
 
 
 def version(stack: str = "prod", *extra: dict[str, Any], **plain: str) -> Res:
-    res = find(compliant_stack(stack), "worker-version")
-    res.props["bindings"] = [*worker_bindings(stack, **plain), *extra]
-    return res
+    """The stack's Worker deploy with these extra bindings and var overrides."""
+    deploy = worker_deploy(stack, [*worker_bindings(stack, **plain), *extra])
+    deploy.stack = stack
+    return deploy
 
 
 def test_local_backend_switch_is_refused() -> None:
@@ -558,9 +565,10 @@ def test_production_cannot_be_marked_for_debug_routes() -> None:
 
 
 def test_workers_script_bindings_are_checked_too() -> None:
-    script = version("prod", binding("MOLT_LOCAL_BACKEND", "plain_text", "1"))
-    script.type = "cloudflare:index/workersScript:WorkersScript"
-    assert len(check_resource(rules.no_dev_switches, script)) == 1
+    bindings = [*worker_bindings("prod"), binding("MOLT_LOCAL_BACKEND", "plain_text", "1")]
+    for kind in ("workersScript:WorkersScript", "workerVersion:WorkerVersion"):
+        script = Res(f"cloudflare:index/{kind}", "worker-script", {"bindings": bindings})
+        assert len(check_resource(rules.no_dev_switches, script)) == 1
 
 
 # --- secrets-in-secret-bindings --------------------------------------------------------------
@@ -608,15 +616,15 @@ def test_secret_inside_a_json_binding_is_refused() -> None:
     ids=["by-name", "by-value"],
 )
 def test_secret_build_argument_is_refused(name: str, value: str, described: str) -> None:
-    image = find(compliant_stack(), "sandbox-image")
-    image.props["buildArgs"][name] = value
+    image = find(compliant_stack(), "worker-deploy")
+    image.props["image_vars"][name] = value
     found = check_resource(rules.secrets_in_secret_bindings, image)
     only(found, f"build argument {name!r}", described, "image history")
     assert value not in found.messages[0]
 
 
 def test_the_openclaw_version_build_argument_is_no_secret() -> None:
-    image = find(compliant_stack(), "sandbox-image")
+    image = find(compliant_stack(), "worker-deploy")
     assert check_resource(rules.secrets_in_secret_bindings, image) == []
 
 
@@ -647,7 +655,7 @@ def test_unauthenticated_gateway_is_refused(authentication: bool | None) -> None
 
 
 def container(**changes: Any) -> Res:
-    app = find(compliant_stack(), "sandbox-app")
+    app = find(compliant_stack(), "worker-deploy")
     app.props.update(changes)
     return app
 
@@ -708,16 +716,28 @@ def test_an_unnamed_dynamic_container_is_recognised_by_its_inputs() -> None:
     ],
 )
 def test_image_not_pinned_by_digest_is_refused(image: str) -> None:
-    found = check_resource(rules.pinned_versions, container(image=image))
+    found = check_resource(rules.pinned_versions, container(dockerfile=image))
     only(found, "is not pinned by digest", "@sha256:")
+
+
+def test_an_image_named_by_digest_or_built_from_the_dockerfile_passes() -> None:
+    pinned = f"registry.cloudflare.com/{ACCOUNT}/moltworker-prod@sha256:{'a' * 64}"
+    assert check_resource(rules.pinned_versions, container(dockerfile=pinned)) == []
+    assert check_resource(rules.pinned_versions, container()) == []
+    app = Res(
+        "pulumi-python:dynamic/moltworker:ContainerApp",
+        "sandbox-app",
+        {"image": pinned.replace("@", ":tag@"), "max_instances": 1},
+    )
+    assert check_resource(rules.pinned_versions, app) == []
 
 
 @pytest.mark.parametrize(
     "openclaw", ["latest", "^2026.9.6", "~2026.9", "2026.9", ">=2026.9.6", "2026.x"]
 )
 def test_openclaw_version_that_is_not_exact_is_refused(openclaw: str) -> None:
-    image = find(compliant_stack(), "sandbox-image")
-    image.props["buildArgs"] = {"OPENCLAW_VERSION": openclaw}
+    image = find(compliant_stack(), "worker-deploy")
+    image.props["image_vars"] = {"OPENCLAW_VERSION": openclaw}
     only(
         check_resource(rules.pinned_versions, image),
         f"builds OpenClaw {openclaw!r}",
@@ -727,8 +747,8 @@ def test_openclaw_version_that_is_not_exact_is_refused(openclaw: str) -> None:
 
 @pytest.mark.parametrize("openclaw", ["2026.9.6", "2026.10.1-beta.2"])
 def test_exact_openclaw_versions_pass(openclaw: str) -> None:
-    image = find(compliant_stack(), "sandbox-image")
-    image.props["buildArgs"] = {"OPENCLAW_VERSION": openclaw}
+    image = find(compliant_stack(), "worker-deploy")
+    image.props["image_vars"] = {"OPENCLAW_VERSION": openclaw}
     assert check_resource(rules.pinned_versions, image) == []
 
 
