@@ -11,6 +11,11 @@ export type BootState =
 			ready: false;
 			/** The runtime's own boot phase (`restoring`, `starting`, ...) or the container's state. */
 			phase: string;
+			/**
+			 * Set when the sandbox stopped on its own and waiting will not bring it up (the runtime
+			 * refused its configuration or could not restore): a sentence with the cause and the fix.
+			 */
+			failure?: string;
 	  };
 
 /** What the cron job may learn about the sandbox without waking it. */

@@ -29,6 +29,19 @@ const HOST_KEY = "publicHost";
 /** A snapshot of a large state can take a while; the cron run waits for it, then gives up. */
 const CRON_CONTROL_TIMEOUT_MS = 2 * 60_000;
 const CONTROL_PATH = /^\/v1\/[a-z][a-z/]{0,63}$/;
+const FAILURE_KEY = "lastFailure";
+/** After the runtime refused to start, requests get its reason for this long, then it is retried. */
+export const FAILURE_HOLD_MS = 60_000;
+/**
+ * The runtime's exit codes that waiting does not fix (container/sandbox_runtime/__main__.py and
+ * supervisor.py): starting the same container again at once would only fail the same way.
+ */
+export const EXIT_FAILURES: Record<number, string> = {
+	2: "The sandbox refused its configuration (the runtime exited with code 2: a required setting is missing or malformed; the container log names it). Fix the Worker's settings with pulumi up; nothing was started, so nothing was lost.",
+	3: "The sandbox could not restore its saved state (the runtime exited with code 3: its snapshot store, R2, was unreachable or held no readable snapshot). Nothing was started, so nothing was lost. Check R2 and the Worker's R2_* settings.",
+};
+
+type Failure = { code: number; at: number };
 
 export class Sandbox extends Container<AppEnv> {
 	override defaultPort = GATEWAY_PORT;
@@ -53,6 +66,8 @@ export class Sandbox extends Container<AppEnv> {
 	async prepare(publicOrigin: string): Promise<BootState> {
 		const state = await this.getState();
 		if (this.ctx.container?.running && state.status === "healthy") return { ready: true };
+		const failed = this.ctx.container?.running ? undefined : this.recentFailure();
+		if (failed && !this.booting) return { ready: false, phase: "stopped", failure: failed };
 		if (!this.booting) {
 			this.ctx.storage.kv.put(HOST_KEY, publicOrigin);
 			this.envVars = containerEnv(this.env, publicOrigin);
@@ -131,16 +146,29 @@ export class Sandbox extends Container<AppEnv> {
 		}
 	}
 
+	/** The sentence for the runtime's last refusal to start, while it is recent enough to hold. */
+	private recentFailure(): string | undefined {
+		const failure = this.ctx.storage.kv.get<Failure>(FAILURE_KEY);
+		if (!failure || Date.now() - failure.at >= FAILURE_HOLD_MS) return undefined;
+		return EXIT_FAILURES[failure.code];
+	}
+
 	override onStart(): void {
 		log("info", "container started", { route: "sandbox" });
 	}
 
 	override onStop(params: { exitCode: number; reason: string }): void {
-		log("info", "container stopped", {
+		const failed = params.exitCode in EXIT_FAILURES;
+		log(failed ? "error" : "info", "container stopped", {
 			route: "sandbox",
 			code: params.exitCode,
 			reason: params.reason,
 		});
+		if (failed) {
+			this.ctx.storage.kv.put<Failure>(FAILURE_KEY, { code: params.exitCode, at: Date.now() });
+		} else {
+			this.ctx.storage.kv.delete(FAILURE_KEY);
+		}
 	}
 
 	override onError(error: unknown): unknown {

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ContainerBackend } from "../src/sandbox";
+import { ContainerBackend, EXIT_FAILURES, FAILURE_HOLD_MS } from "../src/sandbox";
 import { deployedEnv, FakeBackend, handlerWith, ORIGIN, SECRETS } from "./helpers";
 
 // workerd under vitest has no container runtime, so the `Sandbox` class is bound without one.
@@ -89,5 +89,56 @@ describe("production path on loopback (LOCAL_ADMIN_TOKEN, no local backend)", ()
 			);
 		}
 		expect(backend.prepareCalls).toBe(0);
+	});
+});
+
+// A runtime that exits 2 or 3 will not come up by waiting: the Durable Object remembers the
+// exit (onStop) and answers with its sentence for FAILURE_HOLD_MS instead of starting it again.
+describe("a sandbox that refused to start", () => {
+	const failure = EXIT_FAILURES[3] ?? "";
+
+	it("names exit codes 2 and 3 with their cause and holds them for a minute", () => {
+		expect(EXIT_FAILURES[2]).toContain("code 2");
+		expect(EXIT_FAILURES[3]).toContain("R2");
+		expect(EXIT_FAILURES[0]).toBeUndefined();
+		expect(EXIT_FAILURES[143]).toBeUndefined();
+		expect(FAILURE_HOLD_MS).toBe(60_000);
+	});
+
+	it("shows browsers the cause, not the loading page", async () => {
+		const backend = new FakeBackend();
+		backend.boot = { ready: false, phase: "stopped", failure };
+		const handle = handlerWith({ backend: () => backend });
+		const response = await handle(
+			new Request(`${ORIGIN}/`, { headers: { Accept: "text/html" } }),
+			deployedEnv(),
+		);
+		expect(response.status).toBe(503);
+		const html = await response.text();
+		expect(html).toContain('id="boot-failure"');
+		expect(html).toContain("exited with code 3");
+		expect(html).not.toContain("Starting your agent");
+		expect(response.headers.get("Content-Security-Policy")).toContain("default-src 'none'");
+	});
+
+	it("answers API callers and the admin API with the same sentence", async () => {
+		const backend = new FakeBackend();
+		backend.boot = { ready: false, phase: "stopped", failure };
+		const handle = handlerWith({ backend: () => backend });
+		const api = await handle(
+			new Request(`${ORIGIN}/`, { headers: { Accept: "application/json" } }),
+			deployedEnv(),
+		);
+		expect(api.status).toBe(503);
+		expect(((await api.json()) as { error: string }).error).toBe(failure);
+		const admin = await handle(
+			new Request("http://127.0.0.1:8787/api/admin/status", {
+				headers: { Authorization: `Bearer ${SECRETS.LOCAL_ADMIN_TOKEN}` },
+			}),
+			deployedEnv({ LOCAL_ADMIN_TOKEN: SECRETS.LOCAL_ADMIN_TOKEN }),
+		);
+		expect(admin.status).toBe(503);
+		expect(((await admin.json()) as { error: string }).error).toBe(failure);
+		expect(backend.controlCalls).toHaveLength(0);
 	});
 });

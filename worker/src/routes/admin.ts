@@ -113,6 +113,9 @@ export async function callControl(
 ): Promise<Response> {
 	const boot = await prepareOrRespond(backend);
 	if (boot instanceof Response) return boot;
+	if (!boot.ready && boot.failure) {
+		return jsonResponse({ error: boot.failure, phase: boot.phase }, 503, { "Retry-After": "60" });
+	}
 	if (!boot.ready) {
 		return jsonResponse(
 			{

@@ -12,7 +12,26 @@ async function hashOf(text: string): Promise<string> {
 	return btoa(String.fromCharCode(...new Uint8Array(digest)));
 }
 
+/** The page a browser sees when the sandbox stopped on its own: the cause, no spinner. */
+export async function failurePage(message: string, retryAfterS: number): Promise<Response> {
+	return page(
+		"Your agent could not start",
+		`<p role="alert" id="boot-failure">${escapeHtml(message)}</p>
+<p>This page checks again in ${retryAfterS} seconds.</p>`,
+		retryAfterS,
+	);
+}
+
 export async function loadingPage(phase: string, retryAfterS: number): Promise<Response> {
+	return page(
+		"Starting your agent",
+		`<p role="status" id="boot-phase">Boot phase: <span class="phase">${escapeHtml(phase)}</span></p>
+<p>The sandbox was asleep or is restoring its saved state. This page reloads every ${retryAfterS} seconds and opens the agent once it is ready.</p>`,
+		retryAfterS,
+	);
+}
+
+async function page(title: string, body: string, retryAfterS: number): Promise<Response> {
 	styleHash ??= await hashOf(STYLE);
 	const html = `<!doctype html>
 <html lang="en">
@@ -20,14 +39,13 @@ export async function loadingPage(phase: string, retryAfterS: number): Promise<R
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="${retryAfterS}">
-<title>Starting your agent</title>
+<title>${title}</title>
 <style>${STYLE}</style>
 </head>
 <body>
 <main>
-<h1>Starting your agent</h1>
-<p role="status" id="boot-phase">Boot phase: <span class="phase">${escapeHtml(phase)}</span></p>
-<p>The sandbox was asleep or is restoring its saved state. This page reloads every ${retryAfterS} seconds and opens the agent once it is ready.</p>
+<h1>${title}</h1>
+${body}
 </main>
 </body>
 </html>
