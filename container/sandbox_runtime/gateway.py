@@ -30,6 +30,9 @@ BACKOFF_FIRST_S = 1.0
 BACKOFF_CAP_S = 30.0
 STABLE_AFTER_S = 60.0  # a run this long after ready resets the backoff
 READY_TIMEOUT_S = 180.0
+# Until ready, /readyz is probed after every line the gateway prints (it logs "ready" as it
+# turns ready) and at least this often.
+READY_POLL_S = 0.1
 PROBE_INTERVAL_S = 5.0
 PROBE_FAILURES_BEFORE_RESTART = 6
 STOP_GRACE_S = 20.0
@@ -52,6 +55,7 @@ class Gateway:
         self._stopping = False
         self._ready_event = asyncio.Event()
         self._wake = asyncio.Event()
+        self._output = asyncio.Event()
         self._restart_requested = False
         self._http: aiohttp.ClientSession | None = None
 
@@ -171,12 +175,15 @@ class Gateway:
 
     async def _watch(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not await self._probe("/readyz"):
+        while True:
+            self._output.clear()
+            if await self._probe("/readyz"):
+                break
             if time.monotonic() > deadline:
                 log.error("gateway not ready after %.0fs; restarting it", READY_TIMEOUT_S)
                 await self._terminate()
                 return
-            await asyncio.sleep(0.2)
+            await self._next_output(READY_POLL_S)
         self._ready_at = time.monotonic()
         self.state = "ready"
         self._ready_event.set()
@@ -195,6 +202,16 @@ class Gateway:
                 log.error("gateway failed %d health checks; restarting it", failures)
                 await self._terminate()
                 return
+
+    async def _next_output(self, timeout: float) -> None:
+        # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+        # event is set, and the gateway prints its last lines as it exits, just when _run_once
+        # cancels this watch.
+        waiter = asyncio.ensure_future(self._output.wait())
+        try:
+            await asyncio.wait([waiter], timeout=timeout)
+        finally:
+            waiter.cancel()
 
     async def _probe(self, path: str) -> bool:
         assert self._http is not None
@@ -217,6 +234,7 @@ class Gateway:
             text = line.decode(errors="replace").rstrip()
             if text:
                 gateway_log.info("%s", self.redactor(text))
+                self._output.set()
 
     async def _terminate(self, grace: float = STOP_GRACE_S) -> None:
         proc = self._proc
