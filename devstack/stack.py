@@ -408,25 +408,7 @@ class Stack:
         self.worker.start()
 
     def _frozen_worker(self) -> Path:
-        """A copy of the Worker's sources (node_modules linked, not copied).
-
-        The copy sits in a directory whose other entries link to the repository's, so paths in
-        wrangler.jsonc relative to worker/ (`../container/Dockerfile`) resolve as they do there.
-        """
-        mirror = self.home / "frozen"
-        shutil.rmtree(mirror, ignore_errors=True)
-        mirror.mkdir(parents=True)
-        for entry in ROOT.iterdir():
-            if entry.name != WORKER_DIR.name:
-                (mirror / entry.name).symlink_to(entry)
-        target = mirror / WORKER_DIR.name
-        shutil.copytree(
-            WORKER_DIR,
-            target,
-            ignore=shutil.ignore_patterns("node_modules", ".wrangler", "test", ".dev.vars*"),
-        )
-        (target / "node_modules").symlink_to(WORKER_DIR / "node_modules")
-        return target
+        return frozen_worker(self.home)
 
     def _wait_worker(self) -> None:
         assert self.worker is not None
@@ -445,6 +427,28 @@ class Stack:
             raise StackError(str(exc)) from None
         except TimeoutError as exc:
             raise StackError(f"{exc}; see {child.log_path}:\n{child.log_tail()}") from None
+
+
+def frozen_worker(home: Path) -> Path:
+    """A copy of the Worker's sources under `home` (node_modules linked, not copied).
+
+    The copy sits in a directory whose other entries link to the repository's, so paths in
+    wrangler.jsonc relative to worker/ (`../container/Dockerfile`) resolve as they do there.
+    """
+    mirror = home / "frozen"
+    shutil.rmtree(mirror, ignore_errors=True)
+    mirror.mkdir(parents=True)
+    for entry in ROOT.iterdir():
+        if entry.name != WORKER_DIR.name:
+            (mirror / entry.name).symlink_to(entry)
+    target = mirror / WORKER_DIR.name
+    shutil.copytree(
+        WORKER_DIR,
+        target,
+        ignore=shutil.ignore_patterns("node_modules", ".wrangler", "test", ".dev.vars*"),
+    )
+    (target / "node_modules").symlink_to(WORKER_DIR / "node_modules")
+    return target
 
 
 def _http_ok(url: str) -> bool:
