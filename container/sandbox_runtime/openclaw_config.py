@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .settings import PROVIDER_APIS, PROVIDERS, Settings
+from .skills import skills_root
 
 # The gateway process gets the full `cf-aig-authorization` header value in this variable,
 # because a SecretRef resolves to the raw value and the header needs the `Bearer ` prefix.
@@ -48,6 +49,9 @@ def render(settings: Settings) -> dict[str, Any]:
         "gateway": gateway,
         "agents": {"defaults": _agent_defaults(settings)},
         "browser": _browser(settings),
+        # The runtime's skills are read where the package installed them, not copied into the
+        # workspace: see sandbox_runtime.skills.
+        "skills": {"load": {"extraDirs": [str(skills_root())]}},
     }
     providers = _providers(settings)
     if providers:

@@ -27,7 +27,7 @@ from .logs import LogRing, Redactor
 from .openclaw_cli import OpenClawCli
 from .openclaw_config import render, write_config
 from .settings import Settings
-from .skills import install_skills
+from .skills import remove_workspace_copies
 from .snapshots import SnapshotError, SnapshotInfo, SnapshotManager, Store, StoreUnavailable
 
 log = logging.getLogger("supervisor")
@@ -126,8 +126,8 @@ class Supervisor:
             return EXIT_OK
 
         self._phase = "starting"
-        installed = install_skills(s.workspace_dir)
-        log.info("installed skills: %s", ", ".join(p.name for p in installed))
+        for removed in remove_workspace_copies(s.workspace_dir):
+            log.info("removed %s: the shipped skill is now read from the runtime itself", removed)
         try:
             path = write_config(s, render(s))
         except OSError as exc:

@@ -24,7 +24,9 @@ CRASHING = """#!/bin/sh
 case "$1" in
   config) echo '{"valid":true,"path":"x","warnings":[]}' ;;
   --version) echo 'OpenClaw 0.0.0-test (crashing stand-in)' ;;
-  gateway) echo "starting, token-free argv: $*"; echo "boom: $OPENCLAW_GATEWAY_TOKEN" >&2; exit 7 ;;
+  gateway) echo "starting, token-free argv: $*"
+           echo "state entries: $(ls -A "$OPENCLAW_STATE_DIR")."
+           echo "boom: $OPENCLAW_GATEWAY_TOKEN" >&2; exit 7 ;;
   *) exit 2 ;;
 esac
 """
@@ -74,6 +76,8 @@ def test_crashing_gateway_is_restarted_with_backoff_and_stop_still_works(tmp_pat
         output = rt.output()
         assert "gateway exited; restart 3 in 4s" in output
         assert "boom: [redacted]" in output
+        # A first boot hands OpenClaw an empty state dir, so it can skip its migration scan.
+        assert output.count("state entries: .") >= 3, output
         assert env["OPENCLAW_GATEWAY_TOKEN"] not in output
     finally:
         rt.stop_all()

@@ -71,6 +71,10 @@ async def test_full_env_renders_a_config_openclaw_accepts(tmp_path: Path) -> Non
     assert config["gateway"]["nodes"]["pairing"]["autoApproveLocal"] is False
     profile = config["browser"]["profiles"][config["browser"]["defaultProfile"]]
     assert profile == {"cdpUrl": f"http://127.0.0.1:{env['MOLT_CDP_PORT']}", "attachOnly": True}
+    # The runtime's skills are read in place, never copied into the (snapshotted) workspace.
+    [skills] = config["skills"]["load"]["extraDirs"]
+    assert (Path(skills) / "cloudflare-browser" / "SKILL.md").is_file()
+    assert Path(settings.state_dir) not in Path(skills).parents
 
     path = write_config(settings, config)
     text = path.read_text()

@@ -63,6 +63,11 @@ def _runtime(tmp: Path, browser: str) -> Iterator[Runtime]:
             "MOLT_CDP_UPSTREAM": browser,
         }
     )
+    # A copy of the skill as an earlier runtime installed it, restored with the state: it must
+    # not shadow the runtime's own.
+    stale = Path(env["MOLT_STATE_DIR"]) / "workspace/skills/cloudflare-browser/SKILL.md"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("---\nname: cloudflare-browser\ndescription: stale copy\n---\n")
     rt = Runtime(env, tmp).start()
     try:
         rt.wait_ready()
@@ -156,9 +161,11 @@ def test_image_healthcheck_passes(runtime: Runtime) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_skill_installed_and_seen_by_openclaw(runtime: Runtime) -> None:
-    skill = Path(runtime.env["MOLT_STATE_DIR"]) / "workspace/skills/cloudflare-browser/SKILL.md"
-    assert "Browser Rendering" in skill.read_text()
+def test_skill_read_from_the_runtime_and_seen_by_openclaw(runtime: Runtime) -> None:
+    shipped = Path(__file__).parents[2] / "container/sandbox_runtime/skills/cloudflare-browser"
+    stale = Path(runtime.env["MOLT_STATE_DIR"]) / "workspace/skills/cloudflare-browser"
+    assert not stale.exists()
+    assert f"removed {stale}: the shipped skill is now read from the runtime" in runtime.output()
     result = subprocess.run(
         [OPENCLAW, "skills", "info", "cloudflare-browser", "--json"],
         env={
@@ -173,7 +180,9 @@ def test_skill_installed_and_seen_by_openclaw(runtime: Runtime) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     info = json.loads(result.stdout)
-    assert info["source"] == "openclaw-workspace"
+    assert info["source"] == "openclaw-extra"
+    assert Path(info["filePath"]).resolve() == (shipped / "SKILL.md").resolve()
+    assert "Browser Rendering" in info["description"]
     assert info["eligible"] is True and info["modelVisible"] is True
     assert len(info["description"]) <= 160
 

@@ -1,4 +1,10 @@
-"""Skills shipped with the runtime and installed into the agent's workspace at boot."""
+"""Skills shipped with the runtime, read by OpenClaw in place from the installed package.
+
+The rendered config lists this directory in `skills.load.extraDirs`, so nothing is copied into the
+agent's workspace: a first boot leaves the state dir empty until the gateway itself writes to it
+(OpenClaw skips its legacy-state migration scan, about 1.5 s, only for an empty state dir), the
+skill is never snapshotted, and a new image brings its new version without a copy to replace.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +15,28 @@ from pathlib import Path
 SKILL_NAMES = ("cloudflare-browser",)
 
 
-def install_skills(workspace: Path) -> list[Path]:
-    """Copy each shipped skill into `<workspace>/skills/<name>/`, replacing an older copy.
+def skills_root() -> Path:
+    """The directory holding one sub-directory per shipped skill."""
+    root = Path(str(resources.files(__name__)))
+    if not all((root / name / "SKILL.md").is_file() for name in SKILL_NAMES):
+        # A zipped or partial install: OpenClaw could not read the skills from there.
+        raise FileNotFoundError(
+            f"the runtime's skills are missing under {root}; reinstall the sandbox-runtime package"
+        )
+    return root
 
-    Only the runtime's own skill directories are touched; the user's other skills stay as they
-    are.
+
+def remove_workspace_copies(workspace: Path) -> list[Path]:
+    """Remove the copies earlier runtime versions installed into `<workspace>/skills/<name>/`.
+
+    A workspace skill takes precedence over an extra dir, so a stale copy restored from an old
+    snapshot would hide the shipped version. Only the runtime's own skill directories are
+    touched; the user's other skills stay as they are.
     """
-    installed: list[Path] = []
-    root = resources.files(__name__)
+    removed: list[Path] = []
     for name in SKILL_NAMES:
-        target = workspace / "skills" / name
-        staging = workspace / "skills" / f".{name}.installing"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        for item in root.joinpath(name).iterdir():
-            if item.is_file():
-                (staging / item.name).write_bytes(item.read_bytes())
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-        installed.append(target)
-    return installed
+        for leftover in (workspace / "skills" / name, workspace / "skills" / f".{name}.installing"):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+                removed.append(leftover)
+    return removed
