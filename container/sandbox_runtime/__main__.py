@@ -54,10 +54,24 @@ def main() -> None:
         for problem in exc.problems:
             log.error("configuration problem: %s", problem)
         sys.exit(2)
+    sys.exit(asyncio.run(boot(settings, store, key, redactor, ring)))
+
+
+async def boot(
+    settings: Settings, store: Store, key: bytes, redactor: Redactor, ring: LogRing
+) -> int:
+    from .openclaw_cli import ConfigCheck
+
+    try:
+        check = await ConfigCheck.start(settings)
+    except OSError as exc:
+        log.error("boot stopped: cannot render the OpenClaw config: %s", exc)
+        return 2
+    # Imported only now: its imports (aiohttp and the rest) take a few tenths of a second,
+    # which OpenClaw's validator, already running, no longer has to wait for.
     from .supervisor import Supervisor
 
-    supervisor = Supervisor(settings, store, key, redactor, ring)
-    sys.exit(asyncio.run(supervisor.run()))
+    return await Supervisor(settings, store, key, redactor, ring, check).run()
 
 
 if __name__ == "__main__":

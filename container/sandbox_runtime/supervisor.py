@@ -1,9 +1,10 @@
 """The boot sequence and the lifetime of the sandbox.
 
-restore state -> render and validate OpenClaw's config -> start the gateway -> snapshot on change
--> on SIGTERM/SIGINT stop the gateway, take a final snapshot, exit 0. A restore that cannot reach
-the store, or a config OpenClaw rejects, stops the boot: starting empty would let the next
-snapshot bury the real state.
+render OpenClaw's config and start its validator (`ConfigCheck`, before this module is even
+imported) -> restore state meanwhile -> wait for the validator's verdict -> start the gateway ->
+snapshot on change -> on SIGTERM/SIGINT stop the gateway, take a final snapshot, exit 0. A restore
+that cannot reach the store, or a config OpenClaw rejects, stops the boot before the gateway
+starts: starting empty would let the next snapshot bury the real state.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from .control_api import make_app
 from .devices import Devices
 from .gateway import Gateway
 from .logs import LogRing, Redactor
-from .openclaw_cli import OpenClawCli
-from .openclaw_config import render, write_config
+from .openclaw_cli import ConfigCheck, OpenClawCli, ValidatorFailed
 from .settings import Settings
 from .skills import remove_workspace_copies
 from .snapshots import SnapshotError, SnapshotInfo, SnapshotManager, Store, StoreUnavailable
@@ -54,8 +54,10 @@ class Supervisor:
         key: bytes,
         redactor: Redactor,
         ring: LogRing,
+        check: ConfigCheck,
     ) -> None:
         self.settings = settings
+        self._check = check
         self.redactor = redactor
         self.ring = ring
         self.cli = OpenClawCli(settings)
@@ -86,13 +88,13 @@ class Supervisor:
         try:
             return await self._run()
         finally:
+            await self._check.cancel()
             for runner in reversed(self._runners):
                 await runner.cleanup()
 
     async def _run(self) -> int:
         s = self.settings
         s.state_dir.mkdir(parents=True, exist_ok=True)
-        s.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         await self._serve_control()
 
         log.info("restoring state into %s", s.state_dir)
@@ -129,19 +131,17 @@ class Supervisor:
         for removed in remove_workspace_copies(s.workspace_dir):
             log.info("removed %s: the shipped skill is now read from the runtime itself", removed)
         try:
-            path = write_config(s, render(s))
-        except OSError as exc:
-            log.error("boot stopped: cannot write the rendered config: %s", exc)
+            issues = await self._check.issues()
+        except ValidatorFailed as exc:
+            log.error("boot stopped: OpenClaw's config validator did not run: %s", exc)
             return EXIT_CONFIG
-        log.info("rendered OpenClaw config to %s (mode 0600)", path)
-        # Both are node start-ups (seconds on a small instance); they need not wait for each other.
-        issues, self._openclaw_version = await asyncio.gather(
-            self.cli.validate_config(), self._read_openclaw_version()
-        )
+        self._openclaw_version = await self._check.openclaw_version()
         if issues:
             for issue in issues:
                 log.error("OpenClaw rejected the rendered config: %s", issue)
             return EXIT_CONFIG
+        if self._stop.is_set():
+            return EXIT_OK
         await self._serve_cdp()
 
         gateway_task = asyncio.create_task(self.gateway.run())
@@ -202,17 +202,6 @@ class Supervisor:
         await runner.setup()
         self._runners.append(runner)
         await web.TCPSite(runner, host, port, reuse_address=True).start()
-
-    async def _read_openclaw_version(self) -> str | None:
-        with contextlib.suppress(Exception):
-            result = await self.cli.run("--version", timeout=30)
-            if result.returncode == 0:
-                return (
-                    result.stdout.strip().split()[-2]
-                    if " (" in result.stdout
-                    else (result.stdout.strip() or None)
-                )
-        return None
 
     def snapshot_busy(self) -> bool:
         return self._snapshot_lock.locked()

@@ -211,6 +211,20 @@ def test_config_openclaw_rejects_stops_the_boot(tmp_path: Path) -> None:
     assert "starting gateway" not in result.stderr
 
 
+def test_missing_openclaw_stops_the_boot(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    env["MOLT_OPENCLAW_BIN"] = str(tmp_path / "no-such-openclaw")
+    result = boot(env, tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert (
+        "boot stopped: OpenClaw's config validator did not run: cannot run "
+        f"{env['MOLT_OPENCLAW_BIN']}: No such file or directory; set MOLT_OPENCLAW_BIN"
+        in result.stderr
+    )
+    assert "starting gateway" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_unreachable_store_stops_the_boot(tmp_path: Path) -> None:
     env = base_env(tmp_path)
     env.update(
