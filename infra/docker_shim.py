@@ -14,10 +14,10 @@ few it does not and passes everything else through to `podman` (or `$MOLT_PODMAN
   the registry's manifest digest differs from the local one; docker records the pushed digest
   in `RepoDigests` and wrangler reads it from there (`image inspect --format '{{ json
   .RepoDigests }}'`). The pull reuses every local layer and only records that digest.
-- `image inspect REF --format '{{ json .RepoDigests }}'`: keeps only the digests a registry
-  really has (checked with `manifest inspect`). Docker's RepoDigests name pushed or pulled
-  manifests only; podman's also pair every name with local manifest digests no registry ever
-  saw, and wrangler takes the first entry of the right repository as the image to deploy.
+- `image inspect REF --format '{{ json .RepoDigests }}'`: drops the digests the registry
+  says it does not have (checked with `manifest inspect`). Docker's RepoDigests name pushed or
+  pulled manifests only; podman's also pair every name with local manifest digests no registry
+  ever saw, and wrangler takes the first entry of the right repository as the image to deploy.
 - `manifest inspect -v REF@sha256:...`: podman has no `-v`; its output is the bare manifest,
   wrapped here as docker's verbose form (`{"Ref", "Descriptor": {"digest", "mediaType"},
   "SchemaV2Manifest" | "OCIManifest"}`), which wrangler reads to skip pushing an image the
@@ -162,13 +162,15 @@ def _push(podman: str, ref: str) -> int:
     return pulled.returncode
 
 
-def _in_registry(podman: str, ref: str) -> bool:
-    # podman names images built here `localhost/...`; no registry holds those.
+def _known_missing(podman: str, ref: str) -> bool:
+    """True when the registry says it has no such manifest. Names podman gives images built
+    here (`localhost/...`) are in no registry. A failure that is not "unknown" (e.g. no
+    credentials yet: wrangler inspects before it logs in) keeps the entry, as docker would."""
     if ref.startswith("localhost/"):
-        return False
+        return True
     cmd = [podman, "manifest", "inspect", ref]
-    found = subprocess.run(cmd, check=False, capture_output=True)  # noqa: S603
-    return found.returncode == 0
+    found = subprocess.run(cmd, check=False, capture_output=True, text=True)  # noqa: S603
+    return found.returncode != 0 and "manifest unknown" in found.stderr
 
 
 def _repo_digests(podman: str, args: list[str]) -> int:
@@ -176,7 +178,7 @@ def _repo_digests(podman: str, args: list[str]) -> int:
     if result.returncode != 0:
         return result.returncode
     digests = json.loads(result.stdout or "[]") or []
-    print(json.dumps([d for d in digests if _in_registry(podman, d)]))
+    print(json.dumps([d for d in digests if not _known_missing(podman, d)]))
     return 0
 
 

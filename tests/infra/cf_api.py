@@ -454,6 +454,9 @@ class CloudflareApi:
             ("DELETE", rf"{a}/r2/buckets/([^/]+)", "r2", self._delete_bucket),
             # Tokens, account checks the doctor makes.
             ("GET", r"/user/tokens/verify", None, self._verify),
+            ("GET", r"/user", None, self._user),
+            ("GET", r"/memberships", None, self._user),
+            ("GET", r"/accounts", None, self._accounts),
             ("GET", rf"{a}/tokens/verify", None, self._verify_account),
             ("GET", rf"{a}/tokens/permission_groups", "tokens", self._permission_groups),
             ("GET", rf"{a}/access/organizations", "access", self._access_org),
@@ -1260,6 +1263,15 @@ class CloudflareApi:
     # --- tokens and account checks -------------------------------------------------------------
     def _verify(self, _req: Request) -> Response:
         return ok({"id": "tok-user", "status": self.token_status})
+
+    def _user(self, _req: Request) -> Response:
+        # wrangler asks for the user (then memberships, then accounts) after a 403 to print
+        # who it is. The tokens here are account tokens, which hold no user-level permission.
+        # OPEN QUESTION: the exact code the API answers an account-owned token with here.
+        return error(403, 9109, "Valid user-level authentication not found")
+
+    def _accounts(self, _req: Request) -> Response:
+        return page([{"id": self.account_id, "name": "Test account", "type": "standard"}])
 
     def _verify_account(self, _req: Request, _a: str) -> Response:
         return ok({"id": "tok-account", "status": self.token_status})

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from tests.infra.cf_api import CloudflareApiServer
+from tests.infra.wrangler_ref import LocalRegistry, start_registry
 
 
 @pytest.fixture(autouse=True)
@@ -12,6 +16,23 @@ def _no_ambient_pulumi_config(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("PULUMI_CONFIG"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def cf_api() -> Iterator[CloudflareApiServer]:
+    """A fresh fake Cloudflare API on 127.0.0.1:<free port> (`.url`, `.api` is its state)."""
+    with CloudflareApiServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    """Debian's docker-registry on 127.0.0.1:<free port>, htpasswd auth, storage in a tmp dir."""
+    registry = start_registry(tmp_path_factory.mktemp("registry"))
+    try:
+        yield registry
+    finally:
+        registry.stop()
 
 
 def _import_quietly() -> None:
