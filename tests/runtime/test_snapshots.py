@@ -672,7 +672,12 @@ async def test_lease_renewals_alone_write_nothing(
     restored = tmp_path / "restored"
     await manager(store, restored).restore()
     assert db_rows(restored) == [("a", "1"), ("b", "2"), ("c", "3")]
+    # The restored copy holds no lease of the writer: its owner is gone (another container).
     db = sqlite3.connect(restored / "state" / "openclaw.sqlite")
+    assert db.execute("SELECT expires_at FROM state_leases").fetchall() == []
+    db.close()
+    # The writer's own database is left as it was.
+    db = sqlite3.connect(state / "state" / "openclaw.sqlite")
     assert db.execute("SELECT expires_at FROM state_leases").fetchall() == [(3000,)]
     db.close()
 

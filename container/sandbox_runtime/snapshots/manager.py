@@ -58,6 +58,7 @@ from .scan import (
     Previous,
     ScanStats,
     build_entries,
+    clear_volatile_rows,
     fingerprint,
 )
 from .store import Store
@@ -314,6 +315,13 @@ class SnapshotManager:
                 # An unreachable store says nothing about this generation: report that first,
                 # so restore stops instead of refusing every generation in turn.
                 raise next((e for e in errors if isinstance(e, StoreUnavailable)), errors[0])
+            cleared = await asyncio.to_thread(
+                clear_volatile_rows, staging, [e.path for e in files], self.volatile_tables
+            )
+            if cleared:
+                log.info(
+                    "restore: cleared %d volatile rows (leases of the previous owner)", cleared
+                )
             await asyncio.to_thread(_apply_dir_modes, staging, manifest.entries)
             await asyncio.to_thread(localfs.swap_in, staging, self.state_dir)
         except BaseException:

@@ -104,8 +104,10 @@ def _match_parts(pattern: list[str], parts: list[str]) -> bool:
 # state/openclaw.sqlite every 30 s (owner pid and host, expiring 5 min later). Snapshotting that
 # would cost ~120 generations an hour and push real history out of the kept chain within minutes.
 # A database whose only changes are in these tables keeps its previous stored bytes; any other
-# change stores the whole current database, leases included. (A gateway was checked to start
-# normally from a database restored with another process's unexpired lease.)
+# change stores the whole current database, leases included. A restore empties these tables in
+# the restored copy (clear_volatile_rows): in a new container an unexpired `gateway-owner` lease
+# of the old one held the first gateway off for its 5 minutes (seen with the built image after
+# a `kill -9`; on the same host OpenClaw reclaims a dead pid's lease itself).
 DEFAULT_VOLATILE_TABLES: tuple[str, ...] = ("state_leases",)
 
 
@@ -298,6 +300,39 @@ def logical_digest(db_path: Path, volatile_tables: Sequence[str]) -> str | None:
         log.info("no logical digest for %s (%s); storing it whole", db_path.name, exc)
         return None
     return digest.hexdigest()
+
+
+def clear_volatile_rows(root: Path, paths: Sequence[str], volatile_tables: Sequence[str]) -> int:
+    """Empty the volatile tables of the restored SQLite databases under `root`; rows removed.
+
+    A restored generation comes from processes that are gone: its leases would make the first
+    gateway of this boot wait for them to expire (OpenClaw reclaims a dead owner's lease only when
+    it can see that the owner's pid is gone on the same host, and a new container is another
+    host). Nothing else reads these tables, and the snapshotter never stored them on their own.
+    """
+    removed = 0
+    for rel in paths:
+        path = root / rel
+        if not _is_sqlite(path):
+            continue
+        try:
+            db = sqlite3.connect(path)
+            try:
+                tables = {
+                    name
+                    for (name,) in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
+                }
+                with db:
+                    for name in volatile_tables:
+                        if name in tables:
+                            quoted = '"' + name.replace('"', '""') + '"'
+                            removed += db.execute(f"DELETE FROM {quoted}").rowcount  # noqa: S608
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            # Not fatal: the gateway then waits for the old lease to expire.
+            log.warning("cannot clear the volatile tables of %s (%s)", rel, exc)
+    return removed
 
 
 def _discard(_ident: str, _data: bytes) -> None:
