@@ -11,8 +11,10 @@ VENV_PY := .cache/venv/bin/python
 bootstrap:
 	@$(PYTHON) scripts/bootstrap.py --chromium
 
-dev: bootstrap
-	@$(VENV_PY) -m devstack
+# `make dev CONTAINERS=1`: the Worker's production path, the real sandbox image under podman.
+dev:
+	@$(PYTHON) scripts/bootstrap.py --chromium $(if $(CONTAINERS),--containers)
+	@$(VENV_PY) -m devstack $(if $(CONTAINERS),--containers)
 
 # The suite builds and boots the real sandbox image, so it also needs podman and its helpers.
 test:

@@ -1,4 +1,8 @@
-"""`python -m devstack` (what `make dev` runs): the whole system on loopback, until Ctrl-C."""
+"""`python -m devstack` (what `make dev` runs): the whole system on loopback, until Ctrl-C.
+
+With `--containers` (`make dev CONTAINERS=1`) the Worker runs its production path instead: the
+`Sandbox` Durable Object starts the real sandbox image under podman (devstack/containers.py).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,13 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from .secrets import ADMIN_TOKEN_FILE, SecretsError, runtime_launcher
 from .stack import ROOT, Stack, StackConfig, StackError
+
+if TYPE_CHECKING:
+    from .containers import ContainerStack
 
 DEFAULT_HOME = ROOT / ".cache" / "devstack"
 SECRETS_FILE = ROOT / ".cache" / "local" / "secrets.json"  # written by scripts/dev.py
@@ -100,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--show-secrets", action="store_true", help="print the gateway and admin tokens"
     )
+    parser.add_argument(
+        "--containers",
+        action="store_true",
+        help="run the production path: the real sandbox image under podman (needs root)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error(f"--port {args.port} is not a TCP port; use 1-65535.")
@@ -118,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     model_env = {name: os.environ[name] for name in MODEL_VARS if os.environ.get(name)}
+    if args.containers:
+        return _run_containers(home, args.port, model_env, args.show_secrets)
     try:
         # The same snapshot store as `python scripts/dev.py`, so either launcher resumes the other.
         store_dir = Path(runtime_launcher().STORE_DIR)
@@ -154,6 +169,72 @@ def main(argv: list[str] | None = None) -> int:
     _stop(stack)
     say("stopped; the next `make dev` restores this state")
     return 0
+
+
+def containers_summary(stack: ContainerStack, show_secrets: bool) -> str:
+    lines = [
+        "",
+        "The production path is running (the Worker's Sandbox object starts the real image):",
+        f"  Control UI     {stack.url}/   (the first request boots the container: the loading",
+        "                 page shows its boot phases, then the Control UI)",
+        f"  Admin UI       {stack.url}/_admin/   (sign in with LOCAL_ADMIN_TOKEN)",
+        f"  Gateway token  OPENCLAW_GATEWAY_TOKEN in {shown(SECRETS_FILE)} (mode 0600)",
+        f"  Admin token    {shown(ADMIN_TOKEN_FILE)} (mode 0600)",
+        f"  State          the S3 store (moto) at {stack.store_url}: in memory, gone when this",
+        "                 stops; it survives the container's sleeps and restarts meanwhile",
+        f"  Sleep          the container stops after {stack.config.sleep_after} without requests"
+        " and boots again on the next one",
+        f"  Logs           {shown(stack.logs_dir)}/ (container.log: the container's output)",
+    ]
+    if show_secrets:
+        lines += [
+            "",
+            f"  OPENCLAW_GATEWAY_TOKEN={stack.secrets['OPENCLAW_GATEWAY_TOKEN']}",
+            f"  LOCAL_ADMIN_TOKEN={stack.secrets['LOCAL_ADMIN_TOKEN']}",
+        ]
+    lines += ["", "Ctrl-C stops the container (final snapshot), the Worker and the rest.", ""]
+    return "\n".join(lines)
+
+
+def _run_containers(home: Path, port: int, model_env: dict[str, str], show_secrets: bool) -> int:
+    # Imported here: the local-backend mode must start on a machine without podman.
+    from .containers import ContainersConfig, ContainerStack
+
+    try:
+        stack = ContainerStack(
+            ContainersConfig(home=home / "containers", worker_port=port, model_env=model_env),
+            progress=say,
+        )
+    except (StackError, SecretsError) as exc:
+        say(f"error: {exc}")
+        return 1
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.monotonic()
+    code = 0
+    try:
+        stack.start()
+        say(f"everything is up in {time.monotonic() - started:.1f}s")
+        print(containers_summary(stack, show_secrets), flush=True)
+        while True:
+            for child in stack.children():
+                if not child.running():
+                    raise StackError(
+                        f"{child.name} exited with {child.returncode()}; see {child.log_path}:\n"
+                        f"{child.log_tail(20)}"
+                    )
+            time.sleep(1)
+    except Interrupted:
+        say("stopping")
+    except StackError as exc:
+        say(f"error: {exc}")
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    say("stopped")
+    return code
 
 
 def _stop(stack: Stack) -> None:

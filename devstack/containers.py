@@ -187,6 +187,7 @@ class ContainerStack:
         self.sandbox_image = ""
         self.egress_image = ""
         self.worker_revivals = 0  # the local-backend stack's counter; kept for shared helpers
+        self._podman_ok = False
 
     # ------------------------------------------------------------------ addresses
 
@@ -226,6 +227,7 @@ class ContainerStack:
             images.require_podman()
         except images.ImagesError as exc:
             raise StackError(f"the containers mode needs podman: {exc}") from None
+        self._podman_ok = True
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             self.secrets = dict(self.config.secrets or local_secrets.local_secrets())
@@ -249,6 +251,8 @@ class ContainerStack:
 
     def stop(self) -> None:
         """The container first (SIGTERM: final snapshot), then the Worker, then the rest."""
+        if not self._podman_ok:
+            return  # start() stopped before anything was started
         if self.podman_service is not None:
             name = self.app_container()
             if name:
