@@ -89,9 +89,11 @@ class Container:
         podman(*args, self.image)
         env_file.unlink()
         if not self.host_network:
-            for port in (GATEWAY_PORT, CONTROL_PORT):
-                out = podman("port", self.name, f"{port}/tcp").stdout.strip()
-                self.ports[port] = int(out.rsplit(":", 1)[1])
+            # The bindings podman chose, from the container's config (there even if it exited).
+            out = podman("inspect", self.name, "--format", "{{json .HostConfig.PortBindings}}")
+            for spec, bindings in json.loads(out.stdout).items():
+                if bindings:  # EXPOSEd ports that were not published are listed as null
+                    self.ports[int(spec.split("/")[0])] = int(bindings[0]["HostPort"])
         return self
 
     def url(self, port: int) -> str:

@@ -65,7 +65,11 @@ def free_port() -> int:
 
 
 def test_restart_on_the_same_store_restores_the_state(image: str, tmp_path: Path) -> None:
-    """The case that broke: the second boot swaps a snapshot into /data/state, an image layer."""
+    """The case that broke: the second boot swaps a snapshot into /data/state, an image layer.
+
+    The second container is also where the image's user, ports, HEALTHCHECK and SIGTERM are
+    checked, on a runtime that has restored state (one boot fewer for the suite).
+    """
     env = secret_env()
     store = store_volume(tmp_path)
     note = f"kept across restarts {secrets.token_hex(4)}"
@@ -76,81 +80,48 @@ def test_restart_on_the_same_store_restores_the_state(image: str, tmp_path: Path
         logs = first.logs()
     assert code == 0, logs[-3000:]
     assert "final snapshot" in logs, logs[-3000:]
-    with container(image, env, tmp_path, store=store) as second:
-        second.wait_ready()
-        assert read_note(second) == note, second.logs()[-3000:]
-        assert "Invalid cross-device link" not in second.logs()
-        # And a third boot, now that the state dir's entries were swapped once already.
-        write_note(second, note + " and again")
-        assert second.stop()[0] == 0
-    with container(image, env, tmp_path, store=store) as third:
-        third.wait_ready()
-        assert read_note(third) == note + " and again"
-
-
-def test_user_ports_health_and_sigterm(image: str, tmp_path: Path) -> None:
-    env = secret_env()
-    with container(image, env, tmp_path, store=store_volume(tmp_path)) as box:
+    with container(image, env, tmp_path, store=store) as box:
         box.wait_ready()
-        # Through the published ports, as the Worker reaches them.
-        assert get_json(f"{box.url(GATEWAY_PORT)}/readyz")[0] == 200
-        status, health = get_json(f"{box.url(CONTROL_PORT)}/healthz")
-        assert (status, health.get("phase")) == (200, "ready")
-        # The image's own HEALTHCHECK (kept by the docker format) runs and passes.
-        config = podman("image", "inspect", image, "--format", "{{json .Config.Healthcheck}}")
-        assert "sandbox_runtime.healthcheck" in config.stdout
-        assert podman("healthcheck", "run", box.name, check=False).returncode == 0
-        # Every process of the runtime, gateway included, runs as the image's user.
-        uids = box.exec("python3", "-c", PROCESS_UIDS).split()
-        assert len(uids) >= 3, uids  # supervisor, gateway, and this probe at least
-        assert set(uids) == {str(RUNTIME_UID)}, uids
-        assert box.exec("id", "-u").strip() == str(RUNTIME_UID)
-        # Nowhere to write but the state (and its staging beside it), the runtime dir (the home),
-        # the store volume this test mounts, and the base's world-writable scratch dirs.
-        writable = box.exec(
-            "find", "/", "-xdev", "-writable", "-not", "-type", "l", "-print", check=False
-        ).split()
-        allowed = re.compile(
-            r"^(/data(/.*)?|/home/molt(/.*)?|/store|/tmp(/.*)?|/var/tmp|/run/lock|/dev/.*)$"
-        )
-        assert [p for p in writable if not allowed.match(p)] == []
-        assert "/opt/openclaw" not in writable
-        # SIGTERM: the gateway stops, the final snapshot is written, exit 0 well inside the grace.
+        assert read_note(box) == note, box.logs()[-3000:]
+        assert "Invalid cross-device link" not in box.logs()
+        check_user_ports_and_health(image, box)
+        write_note(box, note + " and again")
+        # SIGTERM: the gateway stops, the final snapshot is written, exit 0 inside the grace.
         code, took = box.stop(grace=30)
         logs = box.logs()
     assert code == 0, f"exit {code} after {took:.1f}s:\n{logs[-3000:]}"
     assert re.search(r"snapshot \S+ \(shutdown\)", logs), logs[-3000:]
-    assert "final snapshot" in logs
 
 
-def test_kill_9_loses_at_most_the_snapshot_window(image: str, tmp_path: Path) -> None:
-    env = secret_env()
-    store = store_volume(tmp_path)
-    with container(image, env, tmp_path, store=store) as box:
-        box.wait_ready()
-        before = box.logs().count("(watch)")
-        write_note(box, "written before the kill")
-        # The documented window: MOLT_SNAPSHOT_DEBOUNCE_S of quiet, then the snapshot itself.
-        # Wait for a snapshot after the write and then for the snapshotter to stay quiet, so the
-        # snapshot that holds the note has finished.
-        started = time.monotonic()
-        seen, stable_since = before, time.monotonic()
-        while seen == before or time.monotonic() - stable_since < 3:
-            assert time.monotonic() - started < 60, box.logs()[-3000:]
-            count = box.logs().count("(watch)")
-            if count != seen:
-                seen, stable_since = count, time.monotonic()
-            time.sleep(0.2)
-        podman("kill", "-s", "KILL", box.name)
-        assert box.wait_exit() == 137
-    with container(image, env, tmp_path, store=store) as again:
-        again.wait_ready()
-        assert read_note(again) == "written before the kill"
+def check_user_ports_and_health(image: str, box: Container) -> None:
+    # Through the published ports, as the Worker reaches them.
+    assert get_json(f"{box.url(GATEWAY_PORT)}/readyz")[0] == 200
+    status, health = get_json(f"{box.url(CONTROL_PORT)}/healthz")
+    assert (status, health.get("phase")) == (200, "ready")
+    # The image's own HEALTHCHECK (kept by the docker format) runs and passes.
+    config = podman("image", "inspect", image, "--format", "{{json .Config.Healthcheck}}")
+    assert "sandbox_runtime.healthcheck" in config.stdout
+    assert podman("healthcheck", "run", box.name, check=False).returncode == 0
+    # Every process of the runtime, gateway included, runs as the image's user.
+    uids = box.exec("python3", "-c", PROCESS_UIDS).split()
+    assert len(uids) >= 3, uids  # supervisor, gateway, and this probe at least
+    assert set(uids) == {str(RUNTIME_UID)}, uids
+    # Nowhere to write but the state (and its staging beside it), the runtime dir (the home),
+    # the store volume this test mounts, and the base's world-writable scratch dirs.
+    writable = box.exec(
+        "find", "/", "-xdev", "-writable", "-not", "-type", "l", "-print", check=False
+    ).split()
+    allowed = re.compile(
+        r"^(/data(/.*)?|/home/molt(/.*)?|/store|/tmp(/.*)?|/var/tmp|/run/lock|/dev/.*)$"
+    )
+    assert [p for p in writable if not allowed.match(p)] == []
 
 
-def test_s3_store_first_boot_empty_then_restore(
+def test_s3_store_from_empty_and_kill_9_loses_at_most_the_window(
     image: str, tmp_path: Path, moto_endpoint: str
 ) -> None:
+    """First boot on an empty bucket, a change, `kill -9` once its snapshot is written, and the
+    next container restores it from the bucket."""
     bucket = f"image-{secrets.token_hex(4)}"
     boto3.client(
         "s3",
@@ -174,14 +145,28 @@ def test_s3_store_first_boot_empty_then_restore(
             "MOLT_CDP_PORT": str(free_port()),
         }
     )
-    with container(image, env, tmp_path, host_network=True) as first:
-        first.wait_ready()
-        assert "snapshot store is empty: first boot" in first.logs()
-        write_note(first, "in the bucket")
-        assert first.stop()[0] == 0, first.logs()[-3000:]
-    with container(image, env, tmp_path, host_network=True) as second:
-        second.wait_ready()
-        assert read_note(second) == "in the bucket"
+    with container(image, env, tmp_path, host_network=True) as box:
+        box.wait_ready()
+        assert "snapshot store is empty: first boot" in box.logs()
+        before = box.logs().count("(watch)")
+        write_note(box, "written before the kill")
+        # The documented window: MOLT_SNAPSHOT_DEBOUNCE_S of quiet, then the snapshot itself.
+        # Wait for a snapshot after the write and then for the snapshotter to stay quiet, so the
+        # snapshot that holds the note has finished.
+        started = time.monotonic()
+        seen, stable_since = before, time.monotonic()
+        while seen == before or time.monotonic() - stable_since < 3:
+            assert time.monotonic() - started < 60, box.logs()[-3000:]
+            count = box.logs().count("(watch)")
+            if count != seen:
+                seen, stable_since = count, time.monotonic()
+            time.sleep(0.2)
+        podman("kill", "-s", "KILL", box.name)
+        assert box.wait_exit() == 137
+    with container(image, env, tmp_path, host_network=True) as again:
+        # Ready at all means the old container's gateway lease did not hold this one off.
+        again.wait_ready()
+        assert read_note(again) == "written before the kill"
 
 
 @pytest.mark.parametrize(
