@@ -227,7 +227,23 @@ def sandbox_image(*, base: str | None = None) -> str:
         str(CONTEXT),
         capture=False,
     )
+    _drop_old_tags(SANDBOX_REPOSITORY, keep=KEEP_SANDBOX_IMAGES)
     return ref
+
+
+# Every change under container/ is a new image; older ones only take disk (their shared layers,
+# and the build stage's, stay as the cache of the next build).
+KEEP_SANDBOX_IMAGES = 4
+
+
+def _drop_old_tags(repository: str, keep: int) -> None:
+    listed = podman(
+        "images", "--filter", f"reference={repository}", "--format", "{{.Repository}}:{{.Tag}}"
+    )
+    refs = [line for line in listed.stdout.split() if line.startswith(f"{repository}:")]
+    # `podman images` lists newest first.
+    for ref in refs[keep:]:
+        podman("rmi", ref, check=False)
 
 
 def main() -> None:
