@@ -116,7 +116,7 @@ class Container:
         args = ["exec", *(["--user", user] if user else []), self.name, *cmd]
         return podman(*args, check=check).stdout
 
-    def wait_ready(self, timeout: float = 120) -> float:
+    def wait_ready(self, timeout: float = 180) -> float:
         """Seconds until the control API's /healthz says phase "ready"."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:

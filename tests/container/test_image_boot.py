@@ -28,7 +28,7 @@ from image_harness import (
     store_volume,
 )
 
-pytestmark = [pytest.mark.image, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.image, pytest.mark.timeout(600)]
 
 NOTE = "image-test-note.txt"
 # The real uid of every process in the container (the image has no procps).
