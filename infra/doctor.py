@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,13 @@ import pulumi
 import yaml
 
 from infra import settings
+from infra import worker as worker_module
 from infra.dynamic import cf
+from infra.dynamic.worker_deploy import (
+    CONTAINERS_PERMISSION,
+    SCRIPT_PERMISSION,
+    installed_wrangler_version,
+)
 from infra.permissions import AI_GATEWAY_RUN as AI_GROUP
 from infra.permissions import R2_BUCKET_ITEM_WRITE as R2_GROUP
 
@@ -71,21 +77,47 @@ def check_pulumi(which: Which) -> Finding:
     )
 
 
-def check_builder(which: Which, run: Runner) -> Finding:
+SHIM = ROOT / "infra" / "docker_shim.py"
+
+
+def check_builder(which: Which, run: Runner, env: Mapping[str, str] | None = None) -> Finding:
+    """wrangler builds and pushes the image by running `docker` (or $WRANGLER_DOCKER_BIN)."""
+    chosen = (os.environ if env is None else env).get("WRANGLER_DOCKER_BIN")
+    if chosen:
+        if not (which(chosen) or Path(chosen).is_file()):
+            return Finding(False, f"WRANGLER_DOCKER_BIN={chosen} does not exist; fix or unset it")
+        try:
+            result = run([chosen, "info", "--format", "{{json .}}"])
+        except (OSError, subprocess.TimeoutExpired):
+            result = None
+        if result is not None and result.returncode == 0:
+            return Finding(True, f"{chosen} (WRANGLER_DOCKER_BIN) can build images")
+        return Finding(
+            False,
+            f"WRANGLER_DOCKER_BIN={chosen} does not answer `info`; start the engine it drives "
+            "(Docker: `sudo systemctl start docker`)",
+        )
     found = [tool for tool in ("docker", "podman") if which(tool)]
     if not found:
         return Finding(
             False,
-            "no container builder: install Docker (or Podman) to build the sandbox image for "
-            "linux/amd64",
+            "no container CLI: install Docker (or Podman); wrangler builds the sandbox image "
+            "for linux/amd64 with it during `pulumi up`",
         )
     for tool in found:
         try:
             result = run([tool, "info", "--format", "{{json .}}"])
         except (OSError, subprocess.TimeoutExpired):
             continue
-        if result.returncode == 0:
-            return Finding(True, f"{tool} can build images")
+        if result.returncode != 0:
+            continue
+        if tool == "podman":
+            return Finding(
+                False,
+                "only Podman answers, and wrangler runs `docker` with flags Podman 4 lacks: "
+                f"`export WRANGLER_DOCKER_BIN={SHIM}` (the project's docker-CLI adapter)",
+            )
+        return Finding(True, f"{tool} can build images")
     return Finding(
         False,
         f"{' and '.join(found)} installed but no daemon answers; start Docker Desktop or "
@@ -94,17 +126,66 @@ def check_builder(which: Which, run: Runner) -> Finding:
 
 
 def check_worker_build(config: StackConfig, which: Which, root: Path = ROOT) -> Finding:
-    """The Worker is bundled by wrangler at `pulumi up` unless a prebuilt bundle is given."""
-    if config.values.get(f"{settings.PROJECT}:workerBundleDir"):
-        return Finding(True, "a prebuilt Worker bundle is configured")
+    """`pulumi up` runs the wrangler the Worker's package.json pins: installed, that version."""
     worker = root / config.values.get(f"{settings.PROJECT}:workerDir", "worker")
-    if not (worker / "node_modules" / "wrangler" / "bin" / "wrangler.js").exists():
+    wrangler = worker / "node_modules" / "wrangler" / "bin" / "wrangler.js"
+    if not wrangler.exists():
         return Finding(
             False, f"wrangler is not installed in {worker}; run `npm ci` there (Node 24)"
         )
+    try:
+        pin = worker_module.wrangler_pin(worker)
+    except ValueError as err:
+        return Finding(False, str(err))
+    installed = installed_wrangler_version(wrangler)
+    if installed != pin:
+        return Finding(
+            False,
+            f"wrangler {installed} is installed in {worker} but package.json pins {pin}; run "
+            "`npm ci` there",
+        )
     if not which("node"):
-        return Finding(False, "node is not on PATH; install Node 24 to bundle the Worker")
-    return Finding(True, "the Worker can be bundled (wrangler installed)")
+        return Finding(False, "node is not on PATH; install Node 24 (wrangler runs on it)")
+    return Finding(True, f"wrangler {pin} (the pinned version) is installed")
+
+
+# Resource types of the deploy path before the wrangler deploy; forgetting them from state is
+# the one-time step before the first `pulumi up` with this program (deleting them would delete
+# the live Worker and application the new resource has taken over).
+LEGACY_TYPES = (
+    "cloudflare:index/worker:Worker",
+    "cloudflare:index/workerVersion:WorkerVersion",
+    "cloudflare:index/workersDeployment:WorkersDeployment",
+    "cloudflare:index/workersCronTrigger:WorkersCronTrigger",
+    "cloudflare:index/workersCustomDomain:WorkersCustomDomain",
+    "docker-build:index:Image",
+    "pulumi-python:dynamic/moltworker:ContainerApp",
+    "pulumi-python:dynamic/moltworker:RegistryCredentials",
+    "moltworker:sandbox:Sandbox",
+)
+
+
+def check_legacy_state(stack: str, which: Which, run: Runner, root: Path = ROOT) -> Finding:
+    if not which("pulumi"):
+        return Finding(True, "no Pulumi CLI: the stack's state was not checked", warning=True)
+    result = run(["pulumi", "stack", "export", "--stack", stack, "--cwd", str(root)])
+    if result.returncode != 0:
+        return Finding(True, "the stack has no state yet (a first `pulumi up`)", warning=True)
+    try:
+        resources = json.loads(result.stdout or "{}").get("deployment", {}).get("resources") or []
+    except ValueError:
+        return Finding(True, "`pulumi stack export` gave no JSON; state not checked", warning=True)
+    legacy = [r["urn"] for r in resources if r.get("type") in LEGACY_TYPES and r.get("urn")]
+    if not legacy:
+        return Finding(True, "the stack's state has no resources of the old deploy path")
+    commands = "; ".join(f"pulumi state delete '{urn}' --stack {stack} --yes" for urn in legacy)
+    return Finding(
+        False,
+        f"the stack's state still holds {len(legacy)} resource(s) of the old deploy path, which "
+        "`pulumi up` would delete (the live Worker and container application with them); the "
+        f"new deploy takes them over, so forget them first (state only, nothing is deleted): "
+        f"{commands}",
+    )
 
 
 # --- config -----------------------------------------------------------------------------
@@ -245,7 +326,7 @@ def check_account(
     c = cf.client(token, http_client_factory).with_options(max_retries=1)
     findings: list[Finding] = []
     try:
-        verified = _verify(c, account_id)
+        verified, token_id = _verify(c, account_id)
     except cloudflare.APIError as err:
         return [
             Finding(
@@ -262,6 +343,7 @@ def check_account(
             )
         ]
     findings.append(Finding(True, "API token is valid and active"))
+    findings.append(_check_token_permissions(c, account_id, token_id))
 
     probes: list[tuple[str, Callable[[], Any], str, dict[int, str]]] = [
         (
@@ -354,7 +436,7 @@ def check_account(
     return findings
 
 
-def _verify(c: cloudflare.Cloudflare, account_id: str) -> str:
+def _verify(c: cloudflare.Cloudflare, account_id: str) -> tuple[str, str]:
     try:
         answer = c.user.tokens.verify()
     except cloudflare.APIStatusError as err:
@@ -362,7 +444,53 @@ def _verify(c: cloudflare.Cloudflare, account_id: str) -> str:
             raise
         # Account-owned tokens are verified under the account, not the user.
         answer = c.accounts.tokens.verify(account_id=account_id)
-    return str(getattr(answer, "status", "unknown"))
+    return str(getattr(answer, "status", "unknown")), str(getattr(answer, "id", "") or "")
+
+
+# What the Worker deploy itself needs (wrangler's script upload and the container application);
+# the probes below cover the rest by reading each feature.
+DEPLOY_PERMISSIONS = (SCRIPT_PERMISSION, CONTAINERS_PERMISSION)
+
+
+def _check_token_permissions(c: cloudflare.Cloudflare, account_id: str, token_id: str) -> Finding:
+    """Read the token's own policies and name the deploy permissions it lacks.
+
+    A read probe cannot tell Read from Write, and wrangler's `PUT /workers/scripts/{name}`
+    needs Write; the token's policies say it without changing anything.
+    """
+    token: Any = None
+    for get in (
+        lambda: c.accounts.tokens.get(token_id, account_id=account_id),
+        lambda: c.user.tokens.get(token_id),
+    ):
+        try:
+            token = get()
+            break
+        except cloudflare.APIError:
+            continue
+    if token is None or not token_id:
+        return Finding(
+            True,
+            f"could not read the token's own permissions; make sure it has "
+            f"{' and '.join(repr(p) for p in DEPLOY_PERMISSIONS)} (wrangler uploads the Worker "
+            "and its container application with them)",
+            warning=True,
+        )
+    granted = {
+        getattr(group, "name", None)
+        for policy in getattr(token, "policies", None) or []
+        if getattr(policy, "effect", "allow") == "allow"
+        for group in getattr(policy, "permission_groups", None) or []
+    }
+    missing = [p for p in DEPLOY_PERMISSIONS if p not in granted]
+    if missing:
+        return Finding(
+            False,
+            f"the API token lacks {', '.join(repr(p) for p in missing)}: wrangler's "
+            "`PUT /workers/scripts/{name}` and the container application need them; add them "
+            "to the token in the dashboard (My Profile > API Tokens)",
+        )
+    return Finding(True, f"the token grants {' and '.join(repr(p) for p in DEPLOY_PERMISSIONS)}")
 
 
 def _codes(body: Any) -> list[int]:
@@ -389,6 +517,7 @@ def run_checks(
     findings = [check_pulumi(which), check_builder(which, run)]
     config = read_config(stack, which, run, root)
     findings.append(check_worker_build(config, which, root))
+    findings.append(check_legacy_state(stack, which, run, root))
     findings += check_settings(config, stack)
     findings += check_secrets(config)
     token = config.values.get(settings.CLOUDFLARE_TOKEN_KEY)

@@ -191,11 +191,12 @@ class Worker(pulumi.ComponentResource):
             "compatibility_date": compatibility_date,
             "compatibility_flags": compatibility_flags,
             "migrations": wrangler_migrations(args.worker_dir, c.class_name),
+            # By name, the order a refresh reads them back in.
             "bindings": [
-                {"name": "SANDBOX", "type": "durable_object_namespace", "class_name": c.class_name},
-                {"name": "DATA", "type": "r2_bucket", "bucket_name": args.bucket_name},
-                {"name": "BROWSER", "type": "browser"},
                 {"name": "ASSETS", "type": "assets"},
+                {"name": "BROWSER", "type": "browser"},
+                {"name": "DATA", "type": "r2_bucket", "bucket_name": args.bucket_name},
+                {"name": "SANDBOX", "type": "durable_object_namespace", "class_name": c.class_name},
             ],
             "vars": dict(sorted(args.vars.items())),
             "secret_names": sorted(args.secrets),
@@ -204,7 +205,6 @@ class Worker(pulumi.ComponentResource):
                 "hash": build.tree_hash(args.assets_dir),
                 # The Worker checks the Access JWT before any admin file is served.
                 "run_worker_first": True,
-                "not_found_handling": "none",
             },
             "app_name": c.app_name,
             "class_name": c.class_name,

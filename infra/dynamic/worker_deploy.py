@@ -74,14 +74,12 @@ DEPLOY_KEYS = (
 )
 # Binding types the renderer knows how to express in a wrangler config.
 BINDING_TYPES = ("durable_object_namespace", "r2_bucket", "browser", "assets")
-# Wrangler's module rules for the file types infra/build.py lets into a bundle (source maps
-# travel through upload_source_maps).
+# Module rules for the JavaScript files of a bundle; wrangler's defaults already cover text,
+# data and wasm (the other types infra/build.py lets in), and source maps travel through
+# upload_source_maps.
 MODULE_RULES = [
     {"type": "ESModule", "globs": ["**/*.js", "**/*.mjs"]},
     {"type": "CommonJS", "globs": ["**/*.cjs"]},
-    {"type": "CompiledWasm", "globs": ["**/*.wasm"]},
-    {"type": "Text", "globs": ["**/*.txt", "**/*.html"]},
-    {"type": "Data", "globs": ["**/*.bin"]},
 ]
 # Credentials wrangler would prefer over the stack's token if they were in the environment.
 _FOREIGN_CREDENTIALS = ("CLOUDFLARE_API_KEY", "CLOUDFLARE_EMAIL", "CF_API_TOKEN", "CF_API_KEY")
@@ -151,7 +149,6 @@ def render_config(props: Mapping[str, Any], image: str) -> dict[str, Any]:
                 "directory": str(_path(assets["directory"])),
                 "binding": name,
                 "run_worker_first": bool(assets["run_worker_first"]),
-                "not_found_handling": assets["not_found_handling"],
             }
         else:
             raise ValueError(f"binding {name!r} has type {kind!r}, which this renderer lacks")
@@ -218,17 +215,17 @@ def explain_wrangler_failure(text: str, action: str) -> str:
     codes = {int(c) for c in re.findall(r"\[code: (\d+)\]", text)}
     lowered = text.lower()
     where = f" (/{area})" if area else ""
-    if 10001 in codes or "unable to authenticate" in lowered or "status 401" in lowered:
+    if 10001 in codes or "unable to authenticate" in lowered:
         return (
             f"{action}: the API token was rejected (401{where}); it is wrong, expired or "
             "revoked: `pulumi config set --secret cloudflare:apiToken` (paste it at the prompt)"
         )
-    if 10000 in codes or "403" in lowered or "forbidden" in lowered:
+    if 10000 in codes or "forbidden" in lowered:
         return (
             f"{action}: the API token lacks the '{permission}' permission (403{where}); add it "
             "to the token in the dashboard (My Profile > API Tokens)"
         )
-    if codes & {971, 10013} or "429" in lowered or "rate limit" in lowered:
+    if codes & {971, 10013} or "too many requests" in lowered or "rate limited" in lowered:
         return (
             f"{action}: still rate limited after wrangler's retries (429{where}); wait a "
             "minute and run `pulumi up` again"
@@ -486,12 +483,17 @@ class WorkerDeployProvider(ResourceProvider):
             raise
         outs = dict(props)
         live = [_as_dict(b) for b in getattr(settings, "bindings", None) or []]
-        outs["bindings"] = [
-            {k: v for k, v in b.items() if k in ("name", "type", "class_name", "bucket_name")}
-            for b in live
-            if b.get("type") in BINDING_TYPES
-        ]
-        outs["vars"] = {b["name"]: b.get("text", "") for b in live if b.get("type") == "plain_text"}
+        outs["bindings"] = sorted(
+            (
+                {k: v for k, v in b.items() if k in ("name", "type", "class_name", "bucket_name")}
+                for b in live
+                if b.get("type") in BINDING_TYPES
+            ),
+            key=lambda b: str(b.get("name")),
+        )
+        outs["vars"] = dict(
+            sorted((b["name"], b.get("text", "")) for b in live if b.get("type") == "plain_text")
+        )
         live_secrets = {b["name"] for b in live if b.get("type") == "secret_text"}
         known = dict(props.get("secret_hashes") or {})
         # A secret's value cannot be read back: a name still there keeps its hash, a missing one

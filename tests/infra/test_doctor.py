@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 
 from infra import doctor
@@ -27,11 +28,17 @@ class Machine:
     """Fake PATH and commands: which tools exist, whether the Docker daemon answers."""
 
     def __init__(
-        self, config: dict[str, dict[str, object]], *, tools: set[str], daemon: bool
+        self,
+        config: dict[str, dict[str, object]],
+        *,
+        tools: set[str],
+        daemon: bool,
+        state: Mapping[str, object] | None = None,
     ) -> None:
         self.config = config
-        self.tools = tools
+        self.tools = tools | {"node"}  # wrangler runs on it
         self.daemon = daemon
+        self.state = state  # what `pulumi stack export` prints; None: no state yet
         self.commands: list[list[str]] = []
 
     def which(self, name: str) -> str | None:
@@ -39,6 +46,10 @@ class Machine:
 
     def run(self, cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
         self.commands.append(list(cmd))
+        if list(cmd[:3]) == ["pulumi", "stack", "export"]:
+            if self.state is None:
+                return subprocess.CompletedProcess(cmd, 255, "", "no deployment")
+            return subprocess.CompletedProcess(cmd, 0, json.dumps(self.state), "")
         if cmd[0] == "pulumi":
             return subprocess.CompletedProcess(cmd, 0, json.dumps(self.config), "")
         if cmd[1] == "info":
@@ -54,7 +65,7 @@ def cli_config(
         out[key] = {"value": value, "secret": False}
     for key, value in secrets.items():
         out[key] = {"value": value, "secret": key not in plaintext}
-    # CI builds the bundle once; keeps these tests independent of worker/node_modules.
+    # CI builds the bundle once; the deploy still runs the project's pinned wrangler.
     out["moltworker:workerBundleDir"] = {"value": "dist/worker", "secret": False}
     return out
 
@@ -227,15 +238,103 @@ def test_main_prints_one_line_per_finding_and_exits_non_zero(
     assert doctor.main(["--stack", "dev"]) == 0
 
 
-def test_worker_build_prerequisites(tmp_path: Path) -> None:
+def test_the_pinned_wrangler_must_be_installed(tmp_path: Path) -> None:
     config = doctor.StackConfig({}, set(), set(), "test")
     missing = doctor.check_worker_build(config, lambda _: "/usr/bin/node", tmp_path)
     assert not missing.ok and "run `npm ci` there" in missing.message
-    wrangler = tmp_path / "worker" / "node_modules" / "wrangler" / "bin"
-    wrangler.mkdir(parents=True)
-    (wrangler / "wrangler.js").write_text("")
+    package = tmp_path / "worker" / "node_modules" / "wrangler"
+    (package / "bin").mkdir(parents=True)
+    (package / "bin" / "wrangler.js").write_text("")
+    (tmp_path / "worker" / "package.json").write_text(
+        json.dumps({"devDependencies": {"wrangler": "4.124.0"}})
+    )
+    (package / "package.json").write_text(json.dumps({"version": "4.100.0"}))
+    stale = doctor.check_worker_build(config, lambda _: "/usr/bin/node", tmp_path)
+    assert (
+        not stale.ok and "4.100.0 is installed" in stale.message and "pins 4.124.0" in stale.message
+    )
+    (package / "package.json").write_text(json.dumps({"version": "4.124.0"}))
     assert doctor.check_worker_build(config, lambda _: "/usr/bin/node", tmp_path).ok
     no_node = doctor.check_worker_build(config, lambda _: None, tmp_path)
     assert not no_node.ok and "Node 24" in no_node.message
-    prebuilt = doctor.StackConfig({"moltworker:workerBundleDir": "dist"}, set(), set(), "test")
-    assert doctor.check_worker_build(prebuilt, lambda _: None, tmp_path).ok
+    # The project's own tree passes: what `make test` installed is the pin.
+    assert doctor.check_worker_build(config, lambda _: "/usr/bin/node", ROOT).ok
+
+
+def test_the_container_cli_wrangler_runs(tmp_path: Path) -> None:
+    podman_only = Machine({}, tools={"podman"}, daemon=True)
+    found = doctor.check_builder(podman_only.which, podman_only.run, env={})
+    assert not found.ok and "WRANGLER_DOCKER_BIN=" in found.message
+    assert str(ROOT / "infra" / "docker_shim.py") in found.message
+    shim = Machine({}, tools={"podman"}, daemon=True)
+    env = {"WRANGLER_DOCKER_BIN": str(ROOT / "infra" / "docker_shim.py")}
+    assert doctor.check_builder(shim.which, shim.run, env=env).ok
+    assert shim.commands == [[env["WRANGLER_DOCKER_BIN"], "info", "--format", "{{json .}}"]]
+    gone = doctor.check_builder(shim.which, shim.run, env={"WRANGLER_DOCKER_BIN": "/nowhere"})
+    assert not gone.ok and "does not exist" in gone.message
+    docker = Machine({}, tools={"docker"}, daemon=True)
+    assert doctor.check_builder(docker.which, docker.run, env={}).ok
+
+
+def test_resources_of_the_old_deploy_path_in_state_are_named_with_the_commands() -> None:
+    urn = (
+        "urn:pulumi:dev::moltworker::moltworker:worker:Worker$cloudflare:index/worker:Worker"
+        "::worker-script"
+    )
+    kept = "urn:pulumi:dev::moltworker::cloudflare:index/r2Bucket:R2Bucket::storage-bucket"
+    state = {
+        "deployment": {
+            "resources": [
+                {"urn": urn, "type": "cloudflare:index/worker:Worker"},
+                {"urn": kept, "type": "cloudflare:index/r2Bucket:R2Bucket"},
+            ]
+        }
+    }
+    machine = Machine({}, tools={"pulumi"}, daemon=True, state=state)
+    found = doctor.check_legacy_state("dev", machine.which, machine.run)
+    assert not found.ok
+    assert f"pulumi state delete '{urn}' --stack dev --yes" in found.message
+    assert kept not in found.message  # the data is never touched
+    fresh = Machine({}, tools={"pulumi"}, daemon=True)
+    assert doctor.check_legacy_state("dev", fresh.which, fresh.run).ok
+
+
+def _with_token_policies(sim: CloudflareSim, groups: list[str]) -> Callable[[], httpx.Client]:
+    """The sim, plus the one call it lacks: the token reading its own policies."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith("/tokens/tok-user"):
+            policy = {
+                "id": "p1",
+                "effect": "allow",
+                "resources": {},
+                "permission_groups": [{"id": f"g{i}", "name": g} for i, g in enumerate(groups)],
+            }
+            return httpx.Response(
+                200,
+                json={
+                    "success": True,
+                    "errors": [],
+                    "messages": [],
+                    "result": {"id": "tok-user", "name": "deploy", "policies": [policy]},
+                },
+            )
+        return sim.handle(request)
+
+    return lambda: httpx.Client(transport=httpx.MockTransport(handle))
+
+
+def test_the_tokens_own_permissions_name_what_the_deploy_lacks(sim: CloudflareSim) -> None:
+    machine = Machine(cli_config(GOOD_SECRETS), tools={"pulumi", "docker"}, daemon=True)
+    run = lambda groups: doctor.run_checks(  # noqa: E731
+        "dev",
+        which=machine.which,
+        run=machine.run,
+        http_client_factory=_with_token_policies(sim, groups),
+    )
+    assert failures(run(["Workers Scripts Write", "Containers Write"])) == []
+    (missing,) = failures(run(["Workers Scripts Read", "Containers Write"]))
+    assert "lacks 'Workers Scripts Write'" in missing and "PUT /workers/scripts" in missing
+    # The plain sim cannot show the token's policies: a warning with the names, not a failure.
+    warned = [f for f in checks(sim, machine) if f.warning and "own permissions" in f.message]
+    assert warned and "'Workers Scripts Write' and 'Containers Write'" in warned[0].message

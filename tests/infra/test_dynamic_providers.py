@@ -200,16 +200,17 @@ def test_a_token_change_alone_runs_nothing() -> None:
         ),
         (
             "A request to the Cloudflare API (/accounts/abc/containers/applications) failed.\n"
-            "Authentication error [code: 10000] 403",
+            "Authentication error [code: 10000]",
             "lacks the 'Containers Write' permission",
         ),
         (
             "A request to the Cloudflare API (/accounts/abc/workers/scripts/w) failed.\n"
-            "Authentication error [code: 10000] 403 Forbidden",
+            "Authentication error [code: 10000]",
             "lacks the 'Workers Scripts Write' permission",
         ),
         (
-            "A request to the Cloudflare API (/accounts/abc/workers/scripts/w) failed. 429",
+            "A request to the Cloudflare API (/accounts/abc/workers/scripts/w) failed.\n"
+            "Please wait and consider throttling your request speed [code: 971]",
             "still rate limited",
         ),
     ],
