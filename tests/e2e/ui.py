@@ -7,11 +7,19 @@ import re
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
-from devstack import Stack
+
+class Stack(Protocol):
+    """What the UIs need of a stack: devstack.Stack (local backend) or ContainerStack."""
+
+    secrets: dict[str, str]
+
+    @property
+    def url(self) -> str: ...
+
 
 UUID_RE = re.compile(r"openclaw devices approve ([0-9a-f-]{36})")
 TOKEN_FIELD = "Paste the token or type the password"
