@@ -16,7 +16,6 @@ from pathlib import Path
 from infra import build
 from infra.dynamic.worker_deploy import INSTANCE_TYPES
 
-PLATFORM = "linux/amd64"  # the only platform Cloudflare's containers run
 SANDBOX_CLASS = "Sandbox"
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+([-.][0-9A-Za-z.]+)?$")
@@ -71,14 +70,15 @@ def sandbox_container(args: SandboxArgs) -> SandboxContainer:
             f"SandboxArgs.build_args {bad}: UPPER_SNAKE names, and OPENCLAW_VERSION comes from "
             "openclaw_version"
         )
+    # The same build arguments and platform devstack.images builds the local image with.
     image_vars = {
-        "OPENCLAW_VERSION": args.openclaw_version,
+        **build.image_build_args(args.openclaw_version),
         **dict(sorted(args.build_args.items())),
     }
     fingerprint = build.image_fingerprint(
         args.context_dir,
         "|".join(f"{k}={v}" for k, v in image_vars.items()),
-        PLATFORM,
+        build.IMAGE_PLATFORM,
     )
     return SandboxContainer(
         app_name=args.app_name,
