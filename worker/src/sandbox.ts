@@ -43,6 +43,13 @@ export const EXIT_FAILURES: Record<number, string> = {
 
 type Failure = { code: number; at: number };
 
+/** The exit code in @cloudflare/containers' error for a container that exited by itself. */
+export function exitCodeOf(error: unknown): number | undefined {
+	const text = error instanceof Error ? error.message : String(error);
+	const match = /container exited with unexpected exit code: ?(\d{1,3})\b/i.exec(text);
+	return match ? Number(match[1]) : undefined;
+}
+
 export class Sandbox extends Container<AppEnv> {
 	override defaultPort = GATEWAY_PORT;
 	override requiredPorts = [GATEWAY_PORT, CONTROL_PORT];
@@ -158,25 +165,32 @@ export class Sandbox extends Container<AppEnv> {
 	}
 
 	override onStop(params: { exitCode: number; reason: string }): void {
-		const failed = params.exitCode in EXIT_FAILURES;
-		log(failed ? "error" : "info", "container stopped", {
+		log(params.exitCode in EXIT_FAILURES ? "error" : "info", "container stopped", {
 			route: "sandbox",
 			code: params.exitCode,
 			reason: params.reason,
 		});
-		if (failed) {
-			this.ctx.storage.kv.put<Failure>(FAILURE_KEY, { code: params.exitCode, at: Date.now() });
-		} else {
-			this.ctx.storage.kv.delete(FAILURE_KEY);
-		}
+		this.rememberExit(params.exitCode);
 	}
 
 	override onError(error: unknown): unknown {
+		// A container that exits while its ports are awaited arrives here, not in onStop.
+		const code = exitCodeOf(error);
 		log("error", "container error", {
 			route: "sandbox",
 			reason: error instanceof Error ? error.name : "unknown",
+			code,
 		});
+		if (code !== undefined) this.rememberExit(code);
 		throw error;
+	}
+
+	private rememberExit(code: number): void {
+		if (code in EXIT_FAILURES) {
+			this.ctx.storage.kv.put<Failure>(FAILURE_KEY, { code, at: Date.now() });
+		} else {
+			this.ctx.storage.kv.delete(FAILURE_KEY);
+		}
 	}
 
 	override async onActivityExpired(): Promise<void> {

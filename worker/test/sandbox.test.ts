@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ContainerBackend, EXIT_FAILURES, FAILURE_HOLD_MS } from "../src/sandbox";
+import { ContainerBackend, EXIT_FAILURES, exitCodeOf, FAILURE_HOLD_MS } from "../src/sandbox";
 import { deployedEnv, FakeBackend, handlerWith, ORIGIN, SECRETS } from "./helpers";
 
 // workerd under vitest has no container runtime, so the `Sandbox` class is bound without one.
@@ -103,6 +103,17 @@ describe("a sandbox that refused to start", () => {
 		expect(EXIT_FAILURES[0]).toBeUndefined();
 		expect(EXIT_FAILURES[143]).toBeUndefined();
 		expect(FAILURE_HOLD_MS).toBe(60_000);
+	});
+
+	it("reads the exit code from the container library's error", () => {
+		// The wording of @cloudflare/containers 0.3.7 (UNEXPECTED_EXIT_ERROR), as the start path
+		// passes it to onError when the container exits before its ports answer.
+		const error = new Error(
+			"Error: container exited with unexpected exit code: 3 (while waiting for ports)",
+		);
+		expect(exitCodeOf(error)).toBe(3);
+		expect(exitCodeOf("container exited with unexpected exit code: 2")).toBe(2);
+		expect(exitCodeOf(new Error("there is no container instance"))).toBeUndefined();
 	});
 
 	it("shows browsers the cause, not the loading page", async () => {
