@@ -50,6 +50,7 @@ deploy stops), the script upload is retried twice honouring Retry-After and then
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,7 @@ from tests.infra.wrangler_ref import (
 pytestmark = pytest.mark.timeout(900)
 
 SCRIPT = "moltworker-ref"
+DOCKERIGNORED = ("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")  # container/.dockerignore
 APP = f"{SCRIPT}-sandbox"  # wrangler's default application name: <worker>-<class, lower case>
 
 # What wrangler asks after a 403 to say whose token it is.
@@ -118,13 +120,30 @@ SECOND_DEPLOY = [
 
 
 @pytest.fixture(scope="module")
-def image_vars() -> dict[str, str]:
+def container_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """container/ as it is now: both deploys build the same context even while it is edited."""
+    copy = tmp_path_factory.mktemp("context") / "container"
+    shutil.copytree(CONTAINER, copy, ignore=shutil.ignore_patterns(*DOCKERIGNORED))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def image_vars(container_copy: Path) -> dict[str, str]:
     """The build arguments the local sandbox build uses, so wrangler's build of the same
     Dockerfile is answered from podman's layer cache (devstack.images builds it once)."""
     base = base_image()
     sandbox_image(base=base)
-    version = (CONTAINER / "openclaw.version").read_text().strip()
+    version = (container_copy / "openclaw.version").read_text().strip()
     return {**image_build_args(version), "BASE_IMAGE": base}
+
+
+@pytest.fixture(scope="module")
+def small_image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A one-layer image on the same base, for runs whose point is the API flow, not the
+    sandbox: its build and push take a second instead of the sandbox's half minute."""
+    context = tmp_path_factory.mktemp("small-image")
+    (context / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nEXPOSE 8080\n")
+    return context / "Dockerfile", {"BASE_IMAGE": base_image()}
 
 
 def new_server(registry: LocalRegistry) -> CloudflareApiServer:
@@ -136,11 +155,14 @@ def new_server(registry: LocalRegistry) -> CloudflareApiServer:
 def reference(
     local_registry: LocalRegistry,
     image_vars: dict[str, str],
+    container_copy: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[CloudflareApiServer, WranglerRun, WranglerRun]]:
     server = new_server(local_registry)
     work = tmp_path_factory.mktemp("wrangler-ref")
-    config = reference_config(SCRIPT, image_vars=image_vars)
+    config = reference_config(
+        SCRIPT, image_vars=image_vars, dockerfile=container_copy / "Dockerfile"
+    )
     try:
         first = run_deploy(server, local_registry, work / "first", config)
         assert first.returncode == 0, first.output
@@ -225,19 +247,36 @@ def test_a_second_identical_deploy_uploads_again_but_leaves_the_application(
     reference: tuple[CloudflareApiServer, WranglerRun, WranglerRun],
 ) -> None:
     server, first, second = reference
-    assert request_sequence(second, server, SCRIPT) == SECOND_DEPLOY
-    assert [f"{r.method} {r.path.rsplit('/', 1)[-1]}" for r in second.mutating] == [
-        "POST assets-upload-session",
-        f"PUT {SCRIPT}",
-        "POST credentials",
-        "POST subdomain",
-    ]
+    mutating = [f"{r.method} {r.path.rsplit('/', 1)[-1]}" for r in second.mutating]
     (upload,) = [r for r in second.requests if r.method == "PUT"]
     assert upload.metadata is not None and "migrations" not in upload.metadata
-    assert "Image already exists remotely, skipping push" in second.output
-    assert server.api.rollouts == []
-    assert second.end_state == first.end_state
     assert len(server.api.scripts[SCRIPT].deployments) == 2  # a new version each time
+    assert second.end_state["scripts"] == first.end_state["scripts"]
+    image = first.end_state["applications"][APP]["image"]
+    if second.end_state["applications"][APP]["image"] == image:
+        assert request_sequence(second, server, SCRIPT) == SECOND_DEPLOY
+        assert mutating == [
+            "POST assets-upload-session",
+            f"PUT {SCRIPT}",
+            "POST credentials",
+            "POST subdomain",
+        ]
+        assert "Image already exists remotely, skipping push" in second.output
+        assert server.api.rollouts == []
+        assert second.end_state == first.end_state
+    else:
+        # podman's layer cache held more than one build of a step (a shared store where the
+        # image was rebuilt in between): the same Dockerfile gave another image. wrangler then
+        # pushes it and rolls the application out to the new digest, nothing else.
+        app_id = next(iter(server.api.apps))
+        expected = list(SECOND_DEPLOY)
+        expected[11:11] = [
+            f"PATCH /accounts/{{account}}/containers/applications/{app_id}",
+            f"POST /accounts/{{account}}/containers/applications/{app_id}/rollouts",
+        ]
+        assert request_sequence(second, server, SCRIPT) == expected
+        (rollout,) = server.api.rollouts
+        assert rollout["request"]["target_configuration"]["image"] != image
 
 
 def test_a_bad_token_stops_at_the_first_request(
@@ -303,9 +342,10 @@ def test_a_token_without_containers_permission_leaves_a_worker_without_its_appli
 
 
 def test_429_on_the_upload_is_retried_honouring_retry_after_then_a_storm_fails(
-    local_registry: LocalRegistry, image_vars: dict[str, str], tmp_path: Path
+    local_registry: LocalRegistry, small_image: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
-    config = reference_config(SCRIPT, image_vars=image_vars)
+    dockerfile, image_vars = small_image
+    config = reference_config(SCRIPT, image_vars=image_vars, dockerfile=dockerfile)
     upload = r"/workers/scripts/[^/]+$"
     rate_limited = {
         "code": 971,

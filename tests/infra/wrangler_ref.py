@@ -254,6 +254,8 @@ def run_deploy(
     *,
     secrets: dict[str, str] | None = None,
     token: str | None = None,
+    extra_args: tuple[str, ...] = (),
+    extra_env: dict[str, str] | None = None,
     timeout: float = 600,
 ) -> WranglerRun:
     """`wrangler deploy` of `config` against the fake API; secrets through a 0600 file."""
@@ -262,7 +264,7 @@ def run_deploy(
     (workdir / "config").mkdir(parents=True)
     (registry.root / "run").mkdir(mode=0o700, exist_ok=True)
     (workdir / "wrangler.json").write_text(json.dumps(config, indent=2))
-    cmd = [str(WRANGLER), "deploy", "--config", str(workdir / "wrangler.json")]
+    cmd = [str(WRANGLER), "deploy", "--config", str(workdir / "wrangler.json"), *extra_args]
     if secrets is not None:
         secrets_file = workdir / "secrets.json"
         secrets_file.touch(mode=0o600)
@@ -273,7 +275,7 @@ def run_deploy(
     result = subprocess.run(
         cmd,
         cwd=workdir,
-        env=wrangler_env(server, registry, workdir, token),
+        env={**wrangler_env(server, registry, workdir, token), **(extra_env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
