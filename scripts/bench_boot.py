@@ -286,7 +286,16 @@ class Image:
         try:
             self.podman("run", "-d", "--name", name, "-p", f"127.0.0.1::{port}", *run_args)
             published = int(self.podman("port", name, f"{port}/tcp").strip().rsplit(":", 1)[1])
-            wait_until(lambda: ready(published), lambda: self.running(name), f"container {name}")
+            try:
+                wait_until(
+                    lambda: ready(published), lambda: self.running(name), f"container {name}"
+                )
+            except SystemExit:
+                logs = subprocess.run(  # noqa: S603 - argument list
+                    [self.executable, "logs", name], env=self.env, capture_output=True, text=True
+                )
+                print((logs.stdout + logs.stderr)[-3000:], file=sys.stderr)
+                raise
             took = time.monotonic() - started
             return Boot(took, self.cpu_s(name))
         finally:
