@@ -91,6 +91,16 @@ class LocalRegistry:
             raise
 
     def stop(self) -> None:
+        # Pushes tag the image `<host>/<account>/<repo>:<tag>` in the shared podman store;
+        # those names die with this registry.
+        env = podman_env()
+        listed = subprocess.run(
+            ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+            env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        names = [n for n in listed.stdout.split() if n.startswith(f"{self.host}/")]
+        if names:
+            subprocess.run(["podman", "rmi", *names], env=env, capture_output=True, check=False)
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
