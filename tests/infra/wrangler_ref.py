@@ -98,7 +98,11 @@ class LocalRegistry:
             ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"],
             env=env, capture_output=True, text=True, check=False,
         )  # fmt: skip
-        names = [n for n in listed.stdout.split() if n.startswith(f"{self.host}/")]
+        names = [
+            n
+            for n in listed.stdout.split()
+            if n.startswith(f"{self.host}/") and not n.endswith(":<none>")
+        ]
         if names:
             subprocess.run(["podman", "rmi", *names], env=env, capture_output=True, check=False)
         self.process.terminate()
