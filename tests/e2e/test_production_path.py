@@ -157,6 +157,9 @@ def test_pairing_through_the_admin_ui(
         admin.wait_pending(request_id)
         admin.click(admin.pending_row(request_id), "Approve")
         expect(admin.page.locator("#message")).to_contain_text("Approved", timeout=SLOW_MS)
+        # Open the Control UI again rather than wait on the page that asked: when the approval
+        # takes long (a loaded box), OpenClaw's page may have moved on to its connection settings.
+        device.reload()
         device.wait_connected()
         device.screenshot(artifacts / "21-production-control-ui-connected.png")
     finally:
