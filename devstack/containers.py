@@ -58,7 +58,7 @@ CONTAINER_PORTS = frozenset({18789, 8788, 9222, 39001})
 BRIDGE_NETWORK = "podman"  # what workerd's "bridge" network is under podman
 CLASS_NAME = "Sandbox"
 MINIFLARE_DIST = WORKER_DIR / "node_modules" / "miniflare" / "dist" / "src" / "index.js"
-DOCKER_CLI = Path(__file__).resolve().parent / "docker_cli.py"
+DOCKER_SHIM = ROOT / "infra" / "docker_shim.py"  # wrangler's `docker`, on podman
 DOCKER_API = Path(__file__).resolve().parent / "docker_api.py"
 
 Progress = Callable[[str], None]
@@ -535,7 +535,7 @@ class ContainerStack:
             "XDG_CONFIG_HOME": str(self.home / "home" / ".config"),
             "XDG_CACHE_HOME": str(self._browser_cache()),
             "WRANGLER_DOCKER_HOST": f"unix://{self.docker_socket}",
-            "WRANGLER_DOCKER_BIN": str(DOCKER_CLI),
+            "WRANGLER_DOCKER_BIN": str(DOCKER_SHIM),
             "MINIFLARE_CONTAINER_EGRESS_IMAGE": self.egress_image,
             "CI": "1",
         }

@@ -23,6 +23,11 @@ few it does not and passes everything else through to `podman` (or `$MOLT_PODMAN
   "SchemaV2Manifest" | "OCIManifest"}`), which wrangler reads to skip pushing an image the
   registry already has. A tag reference with `-v` is refused: podman re-indents the manifest,
   so its digest cannot be recovered from the output.
+- `pull localhost/NAME`: podman names an image built here `localhost/NAME`, a registry that
+  does not exist, so such a pull can only be answered from local storage: 0 when podman has
+  the image, a one-line error naming it otherwise. `wrangler dev` pulls its egress sidecar
+  image on every start, which the local stack builds (devstack.egress). Any other pull is
+  podman's.
 
 Podman's own settings come from the environment (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF,
 CONTAINERS_REGISTRIES_CONF). Registry credentials from `docker login` land in podman's auth
@@ -44,13 +49,14 @@ from dataclasses import dataclass
 PODMAN_ENV = "MOLT_PODMAN_BIN"
 DIGEST_MARK = "@sha256:"
 REPO_DIGESTS = "{{ json .RepoDigests }}"
+LOCAL_REGISTRY = "localhost/"  # podman's name for images built on this machine
 
 
 @dataclass
 class Plan:
     """What to run for one docker invocation. `kind` is "exec" (replace this process with
-    podman), "build" (needs the Dockerfile from stdin first), "push", "digests" or
-    "manifest"."""
+    podman), "build" (needs the Dockerfile from stdin first), "push", "digests", "manifest"
+    or "local" (an image only local storage can have)."""
 
     kind: str
     args: list[str]
@@ -69,6 +75,8 @@ def plan(argv: list[str]) -> Plan:
         if len(rest) == 1 and not rest[0].startswith("-"):
             return Plan("push", ["push", *rest], ref=rest[0])
         return Plan("exec", argv)  # flags wrangler does not send: podman judges them
+    if command == "pull" and len(rest) == 1 and rest[0].startswith(LOCAL_REGISTRY):
+        return Plan("local", ["image", "exists", rest[0]], ref=rest[0])
     if argv[:2] == ["image", "inspect"] and argv[3:] == ["--format", REPO_DIGESTS]:
         return Plan("digests", ["image", "inspect", argv[2], "--format", REPO_DIGESTS], ref=argv[2])
     if argv[:2] == ["manifest", "inspect"]:
@@ -129,6 +137,8 @@ def run(argv: list[str]) -> int:
         return _push(podman, p.ref)
     if p.kind == "digests":
         return _repo_digests(podman, p.args)
+    if p.kind == "local":
+        return _local_image(podman, p)
     return _manifest(podman, p.ref)
 
 
@@ -166,11 +176,23 @@ def _known_missing(podman: str, ref: str) -> bool:
     """True when the registry says it has no such manifest. Names podman gives images built
     here (`localhost/...`) are in no registry. A failure that is not "unknown" (e.g. no
     credentials yet: wrangler inspects before it logs in) keeps the entry, as docker would."""
-    if ref.startswith("localhost/"):
+    if ref.startswith(LOCAL_REGISTRY):
         return True
     cmd = [podman, "manifest", "inspect", ref]
     found = subprocess.run(cmd, check=False, capture_output=True, text=True)  # noqa: S603
     return found.returncode != 0 and "manifest unknown" in found.stderr
+
+
+def _local_image(podman: str, p: Plan) -> int:
+    found = subprocess.run([podman, *p.args], check=False)  # noqa: S603
+    if found.returncode != 1:  # 0: there; anything else: podman failed and said why
+        return found.returncode
+    print(
+        f"docker_shim: {p.ref} is in no registry and not in podman's local storage; build it "
+        "first (for the local stack: python -m devstack --containers builds it)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _repo_digests(podman: str, args: list[str]) -> int:

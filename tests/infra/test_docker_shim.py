@@ -183,3 +183,23 @@ def test_login_passes_the_password_on_stdin(fake: tuple[dict[str, str], Path]) -
     assert result.returncode == 0
     (call,) = calls(log)
     assert call == {"args": ["login", "--password-stdin", "--username", "v1", "r"], "stdin": "pw-1"}
+
+
+def test_pull_of_an_image_built_here_is_answered_from_local_storage(
+    fake: tuple[dict[str, str], Path],
+) -> None:
+    env, log = fake
+    local = "localhost/moltworker-egress:0123abcd"
+    assert plan(["pull", local]) == docker_shim.Plan("local", ["image", "exists", local], ref=local)
+    assert shim(env, "pull", local).returncode == 0
+    assert calls(log) == [{"args": ["image", "exists", local]}]  # no registry asked
+    env["FAKE_EXIT"] = "1"  # `podman image exists`: not there
+    missing = shim(env, "pull", local)
+    assert missing.returncode == 1 and f"{local} is in no registry" in missing.stderr
+    env["FAKE_EXIT"] = "125"  # podman itself failed: its code, its message
+    assert shim(env, "pull", local).returncode == 125
+
+
+def test_other_pulls_are_podmans() -> None:
+    for argv in (["pull", REF], ["pull", "--quiet", "localhost/a:1"], ["pull", "docker.io/a:1"]):
+        assert plan(argv) == docker_shim.Plan("exec", argv)
