@@ -18,6 +18,19 @@ export type BootState =
 			failure?: string;
 	  };
 
+/** The runtime's `/healthz` answer is `{ok, phase}`; anything else yields no phase. */
+export function phaseOf(body: unknown): string | undefined {
+	if (typeof body !== "object" || body === null) return undefined;
+	const phase = (body as { phase?: unknown }).phase;
+	if (typeof phase !== "string" || !/^[a-z_-]{1,32}$/.test(phase)) return undefined;
+	return phase;
+}
+
+/** `degraded` still has a gateway process (a snapshot failing, say), so traffic goes through. */
+export function isServingPhase(phase: string | undefined): boolean {
+	return phase === "ready" || phase === "degraded";
+}
+
 /** What the cron job may learn about the sandbox without waking it. */
 export type RunningState = {
 	running: boolean;

@@ -5,6 +5,8 @@ import {
 	type BootState,
 	type BrowserSource,
 	headersForGateway,
+	isServingPhase,
+	phaseOf,
 	type RunningState,
 	socketFrom,
 } from "./backend";
@@ -88,14 +90,6 @@ export class LocalBackend implements Backend {
 	}
 }
 
-/** The runtime's `/healthz` answer is `{ok, phase}`; anything else yields no phase. */
-export function phaseOf(body: unknown): string | undefined {
-	if (typeof body !== "object" || body === null) return undefined;
-	const phase = (body as { phase?: unknown }).phase;
-	if (typeof phase !== "string" || !/^[a-z_-]{1,32}$/.test(phase)) return undefined;
-	return phase;
-}
-
 /** A local Chromium started with --remote-debugging-port, found through its `/json/version`. */
 export class LocalChromium implements BrowserSource {
 	constructor(
@@ -121,9 +115,4 @@ export class LocalChromium implements BrowserSource {
 		const response = await this.fetchFn(socketUrl, { headers: { Upgrade: "websocket" } });
 		return socketFrom(response, "the local Chromium");
 	}
-}
-
-/** `degraded` still has a gateway process (a snapshot failing, say), so traffic goes through. */
-export function isServingPhase(phase: string | undefined): boolean {
-	return phase === "ready" || phase === "degraded";
 }

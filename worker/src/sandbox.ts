@@ -9,13 +9,14 @@ import {
 	BackendUnavailable,
 	type BootState,
 	headersForGateway,
+	isServingPhase,
+	phaseOf,
 	type RunningState,
 	socketFrom,
 } from "./backend";
 import { BrowserSessionKeeper, type BrowserSessions } from "./browser-rendering";
 import { containerEnv, parseSleepAfter } from "./container-env";
 import { type AppEnv, CONTROL_PORT, GATEWAY_PORT } from "./env";
-import { isServingPhase, phaseOf } from "./local-backend";
 import { log } from "./log";
 import { UpstreamNotReady } from "./wsproxy";
 

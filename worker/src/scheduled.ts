@@ -5,11 +5,10 @@
  * sure a long burst of changes (the runtime snapshots after a quiet moment, which a busy agent
  * may never leave) still reaches R2 every few minutes.
  */
-import type { Backend } from "./backend";
+import { type Backend, isServingPhase, phaseOf } from "./backend";
 import { controlSecretProblem, mintControlToken } from "./control";
 import { type AppEnv, isLocalMode, setting } from "./env";
 import { type LocalConfig, localConfig } from "./local";
-import { isServingPhase, phaseOf } from "./local-backend";
 import { type LogLevel, log } from "./log";
 
 /** Pending changes older than this get a snapshot from the cron job (a few cron periods apart). */
