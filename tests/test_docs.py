@@ -24,6 +24,10 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 # A path token starts a word: `$PWD/../x` is a shell expression, not a path relative to the page.
 RELATIVE_UP = re.compile(r"(?<![\w$./}-])\.\./[^\s`'\")\]]*")
 ABSOLUTE = re.compile(r"(?<![\w$./}:~-])/[\w.-][^\s`'\")\]]*")
+PATH_IN_CODE = re.compile(r"[\w.*/-]+")
+MODULE_RUN = re.compile(r"python3? -m ([a-z_][\w.]*)")
+# Made by the commands, not kept in git: a page may name what lands there.
+GENERATED = {".cache", ".pulumi-state", "artifacts", "state"}
 
 
 def prose_lines(text: str) -> list[str]:
@@ -95,6 +99,35 @@ def outside_paths(page: Path, root: Path = ROOT) -> list[str]:
     return found
 
 
+def missing_names(page: Path, root: Path = ROOT) -> list[str]:
+    """Repository paths in code spans (`infra/worker.py`, `container/build/prune_*.py`) and
+    modules run with `python -m` that the tree does not have: a file renamed or removed
+    since the page was written."""
+    top_level = {p.name for p in root.iterdir()} - GENERATED
+    missing = []
+    for span in CODE_SPAN.findall(page.read_text()):
+        for token in PATH_IN_CODE.findall(span.strip("`")):
+            name = token.rstrip("/.")
+            if "/" not in name or name.split("/")[0] not in top_level:
+                continue
+            if not (any(root.glob(name)) if "*" in name else (root / name).exists()):
+                missing.append(token)
+        for module in MODULE_RUN.findall(span):
+            if module in ("pytest", "pip", "venv"):
+                continue
+            rel = Path(*module.split("."))
+            # The runtime is its own package under container/ (on the venv's path).
+            bases = [root, root / "container"]
+            if not any((b / rel).is_dir() or (b / rel).with_suffix(".py").is_file() for b in bases):
+                missing.append(f"python -m {module}")
+    return missing
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_named_paths_and_modules_exist(page: Path) -> None:
+    assert missing_names(page) == [], "rename these in the page, or say what replaced them"
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(page: Path) -> None:
     assert link_problems(page) == []
@@ -123,12 +156,14 @@ def test_every_docs_page_is_linked_from_the_readme() -> None:
 def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     """The checks above pass on the real pages only if they can fail: a page with each fault."""
     (tmp_path / "docs").mkdir()
+    (tmp_path / ".cache").mkdir()
     page = tmp_path / "docs" / "page.md"
     page.write_text(
         "# Page\n\n## A heading (`with code`)\n\n"
         "[ok](#a-heading-with-code) [gone](missing.md) [anchor](#nowhere) [up](../../x.md)\n"
         f"See `{tmp_path.parent}/sibling/NOTES.md` and `../../sibling/x`, not `$PWD/../y`.\n\n"
         "    [in code](not-a-link.md)\n"
+        "Run `python -m gone.module`, edit `docs/page.md` and `docs/old.py`, `.cache/x/y`.\n"
     )
     assert link_problems(page, root=tmp_path) == [
         "missing.md: no such file",
@@ -140,3 +175,4 @@ def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
         "../../sibling/x",
         f"{tmp_path.parent}/sibling/NOTES.md",
     ]
+    assert missing_names(page, root=tmp_path) == ["python -m gone.module", "docs/old.py"]
