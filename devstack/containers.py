@@ -68,7 +68,8 @@ Progress = Callable[[str], None]
 class ContainersConfig:
     """Where the stack keeps its files and how the Worker is configured.
 
-    `sleep_after` is the Worker's SLEEP_AFTER (at least 1m); `model_env` holds the model
+    `sleep_after` is the Worker's SLEEP_AFTER (at least 1m); `cron_snapshot_after` its
+    CRON_SNAPSHOT_AFTER (None: the Worker's default, as deployed); `model_env` holds the model
     settings the Worker passes to the container (MODEL_PRIMARY, provider keys).
     """
 
@@ -77,6 +78,7 @@ class ContainersConfig:
     secrets: Mapping[str, str] | None = None
     model_env: Mapping[str, str] = field(default_factory=dict)
     sleep_after: str = "10m"
+    cron_snapshot_after: str | None = None
     freeze_worker: bool = False
     bucket: str = "moltworker-local"
 
@@ -142,7 +144,11 @@ def worker_name_for(home: Path) -> str:
 
 
 def containers_wrangler_config(
-    worker_dir: Path, name: str, dockerfile: Path, sleep_after: str
+    worker_dir: Path,
+    name: str,
+    dockerfile: Path,
+    sleep_after: str,
+    cron_snapshot_after: str | None = None,
 ) -> dict:
     """worker/wrangler.jsonc with the `containers` entry the deploy path declares, for dev.
 
@@ -164,6 +170,8 @@ def containers_wrangler_config(
         }
     ]
     config["vars"] = {**config.get("vars", {}), "SLEEP_AFTER": sleep_after}
+    if cron_snapshot_after is not None:
+        config["vars"]["CRON_SNAPSHOT_AFTER"] = cron_snapshot_after
     return config
 
 
@@ -524,6 +532,7 @@ class ContainerStack:
             self.worker_name,
             self.home / "image" / "Dockerfile",
             self.config.sleep_after,
+            self.config.cron_snapshot_after,
         )
         config_path = self.home / "wrangler.containers.json"
         config_path.write_text(json.dumps(config, indent=2) + "\n")

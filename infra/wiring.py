@@ -10,6 +10,10 @@ from infra.generated_secrets import GeneratedSecrets
 from infra.settings import Settings
 from infra.storage import Storage
 
+# How old the last snapshot of pending changes may get before the cron job takes one: the
+# Worker's own default (worker/src/scheduled.ts CRON_SNAPSHOT_AFTER_DEFAULT; a test ties them).
+CRON_SNAPSHOT_AFTER = "5m"
+
 
 def worker_bindings(
     s: Settings, secrets: GeneratedSecrets, storage: Storage, access: Access, gateway: AiGateway
@@ -46,6 +50,7 @@ def worker_bindings(
         "SLACK_DM_POLICY": s.channels.slack_dm_policy,
         "MOLT_SNAPSHOT_KEEP": str(s.snapshots.keep),
         "SLEEP_AFTER": s.sandbox.sleep_after,
+        "CRON_SNAPSHOT_AFTER": CRON_SNAPSHOT_AFTER,
         "DEBUG_ROUTES": "true" if s.debug_routes else "false",
     }
     return worker_secrets, worker_vars

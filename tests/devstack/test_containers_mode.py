@@ -41,6 +41,9 @@ def test_generated_config_declares_the_container_like_the_deploy_path(tmp_path: 
     assert config["dev"]["enable_containers"] is True
     assert config["name"] == "moltworker-abc"
     assert config["vars"]["SLEEP_AFTER"] == "1m"
+    assert "CRON_SNAPSHOT_AFTER" not in config["vars"]  # unset: the Worker's default, as deployed
+    short = containers_wrangler_config(WORKER_DIR, "moltworker-abc", dockerfile, "1m", "10s")
+    assert short["vars"]["CRON_SNAPSHOT_AFTER"] == "10s"
     # Same bindings as worker/wrangler.jsonc; paths absolute so the file can live outside it.
     assert config["durable_objects"]["bindings"] == [{"name": "SANDBOX", "class_name": "Sandbox"}]
     assert Path(config["main"]).is_file()

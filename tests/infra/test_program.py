@@ -176,6 +176,7 @@ def test_worker_bindings_match_the_interface_contract(stack: str) -> None:
     plain = {n: v["text"] for n, v in b.items() if v["type"] == "plain_text"}
     assert plain["DEBUG_ROUTES"] == ("true" if stack == "dev" else "false")
     assert plain["SLEEP_AFTER"] == ("10m" if stack == "dev" else "never")
+    assert plain["CRON_SNAPSHOT_AFTER"] == "5m"
     assert plain["MODEL_PRIMARY"] == "anthropic/claude-sonnet-4-5"
     assert plain["R2_ENDPOINT"] == f"https://{ACCOUNT}.r2.cloudflarestorage.com"
     assert plain["AI_GATEWAY_BASE_URL"] == (

@@ -44,6 +44,7 @@ export type AppEnv = Omit<Env, "SLEEP_AFTER" | "DEBUG_ROUTES"> & {
 } & {
 	SLEEP_AFTER?: string;
 	DEBUG_ROUTES?: string;
+	CRON_SNAPSHOT_AFTER?: string;
 	CF_ACCESS_AUD?: string;
 	CF_ACCESS_TEAM_DOMAIN?: string;
 	MOLT_LOCAL_BACKEND?: string;

@@ -11,8 +11,15 @@ import { type AppEnv, isLocalMode, setting } from "./env";
 import { type LocalConfig, localConfig } from "./local";
 import { type LogLevel, log } from "./log";
 
-/** Pending changes older than this get a snapshot from the cron job (a few cron periods apart). */
-export const SNAPSHOT_STALE_AFTER_S = 5 * 60;
+/**
+ * `CRON_SNAPSHOT_AFTER`: pending changes whose last snapshot is older than this get one from the
+ * cron job. Unset means five minutes (infra/wiring.py sets the same default; a test ties them).
+ * Under 10 s the cron job would race the runtime's own watcher, which saves a change within a
+ * few seconds while the store answers; over a day, a stuck watcher could lose a day of work.
+ */
+export const CRON_SNAPSHOT_AFTER_DEFAULT = "5m";
+export const CRON_SNAPSHOT_AFTER_MIN_S = 10;
+export const CRON_SNAPSHOT_AFTER_MAX_S = 24 * 3600;
 /** The control token's subject: the runtime's audit log names the cron job as the caller. */
 export const CRON_IDENTITY = "cron";
 
@@ -36,9 +43,35 @@ export type CronOutcome =
 	| "snapshot_failed"
 	| "failed";
 
-export type CronReport = { outcome: CronOutcome; status?: number; phase?: string };
+export type CronReport = {
+	outcome: CronOutcome;
+	status?: number;
+	phase?: string;
+	/** What is wrong with the Worker's settings, for `not_configured`. */
+	reason?: string;
+};
 
 type SnapshotStatus = { phase: string; pending: boolean; ageSeconds: number | null };
+
+/** `CRON_SNAPSHOT_AFTER` in seconds: `<n>s`, `<n>m` or `<n>h`, within the bounds above. */
+export function parseCronSnapshotAfter(
+	raw: string | undefined,
+): { seconds: number } | { error: string } {
+	const value = raw?.trim() || CRON_SNAPSHOT_AFTER_DEFAULT;
+	const match = /^(\d{1,6})([smh])$/.exec(value);
+	if (!match) {
+		return {
+			error: `CRON_SNAPSHOT_AFTER is "${value.slice(0, 20)}", not a duration: use e.g. 30s, 5m or 1h (unset: ${CRON_SNAPSHOT_AFTER_DEFAULT}).`,
+		};
+	}
+	const seconds = Number(match[1]) * (match[2] === "h" ? 3600 : match[2] === "m" ? 60 : 1);
+	if (seconds < CRON_SNAPSHOT_AFTER_MIN_S || seconds > CRON_SNAPSHOT_AFTER_MAX_S) {
+		return {
+			error: `CRON_SNAPSHOT_AFTER is ${value}: use ${CRON_SNAPSHOT_AFTER_MIN_S}s to 24h (unset: ${CRON_SNAPSHOT_AFTER_DEFAULT}).`,
+		};
+	}
+	return { seconds };
+}
 
 /** The parts of `/v1/status` the job reads, or undefined when the answer is not that shape. */
 export function snapshotStatus(body: unknown): SnapshotStatus | undefined {
@@ -69,8 +102,15 @@ async function control(
 	}
 }
 
-/** One cron run's decision, against any backend; backend failures become outcomes. */
-export async function cronTick(backend: Backend, controlSecret: string): Promise<CronReport> {
+/**
+ * One cron run's decision, against any backend; backend failures become outcomes. `staleAfterS`:
+ * pending changes get a snapshot once the last one is at least this old.
+ */
+export async function cronTick(
+	backend: Backend,
+	controlSecret: string,
+	staleAfterS: number,
+): Promise<CronReport> {
 	let running: boolean;
 	try {
 		running = (await backend.runningState()).running;
@@ -87,7 +127,7 @@ export async function cronTick(backend: Backend, controlSecret: string): Promise
 	}
 	if (!isServingPhase(status.phase)) return { outcome: "runtime_busy", phase: status.phase };
 	if (!status.pending) return { outcome: "nothing_pending", phase: status.phase };
-	if (status.ageSeconds !== null && status.ageSeconds < SNAPSHOT_STALE_AFTER_S) {
+	if (status.ageSeconds !== null && status.ageSeconds < staleAfterS) {
 		return { outcome: "snapshot_recent", phase: status.phase };
 	}
 	const snapshotAnswer = await control(backend, "POST", "/v1/snapshots", controlSecret);
@@ -133,6 +173,7 @@ export function createScheduled(deps: CronDeps): (env: AppEnv) => Promise<CronRe
 			action: report.outcome,
 			upstream_status: report.status,
 			phase: report.phase,
+			reason: report.reason,
 			ms: Date.now() - started,
 		});
 		return report;
@@ -148,5 +189,7 @@ async function run(env: AppEnv, deps: CronDeps): Promise<CronReport> {
 	}
 	const secret = setting(env, "MOLT_CONTROL_SECRET");
 	if (!secret || controlSecretProblem(secret)) return { outcome: "not_configured" };
-	return cronTick(deps.backend(env, CRON_URL, local), secret);
+	const staleAfter = parseCronSnapshotAfter(env.CRON_SNAPSHOT_AFTER);
+	if ("error" in staleAfter) return { outcome: "not_configured", reason: staleAfter.error };
+	return cronTick(deps.backend(env, CRON_URL, local), secret, staleAfter.seconds);
 }

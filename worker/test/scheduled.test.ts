@@ -5,7 +5,14 @@ import type { FetchFn } from "../src/access";
 import { defaultBackend } from "../src/app";
 import { CONTROL_AUDIENCE, CONTROL_ISSUER } from "../src/control";
 import type { AppEnv } from "../src/env";
-import { CRON_IDENTITY, createScheduled, SNAPSHOT_STALE_AFTER_S } from "../src/scheduled";
+import {
+	CRON_IDENTITY,
+	CRON_SNAPSHOT_AFTER_DEFAULT,
+	CRON_SNAPSHOT_AFTER_MAX_S,
+	CRON_SNAPSHOT_AFTER_MIN_S,
+	createScheduled,
+	parseCronSnapshotAfter,
+} from "../src/scheduled";
 import { type ControlCall, deployedEnv, FakeBackend, SECRETS } from "./helpers";
 import { extraSecrets, logLines } from "./setup";
 
@@ -54,7 +61,7 @@ describe("cron job", () => {
 	});
 
 	it("requests a snapshot when changes are pending and the last one is old", async () => {
-		const backend = runtime(() => Response.json(statusBody(true, SNAPSHOT_STALE_AFTER_S + 1)));
+		const backend = runtime(() => Response.json(statusBody(true, 5 * 60 + 1)));
 		const report = await cronWith(backend)(deployedEnv());
 		expect(report).toMatchObject({ outcome: "snapshot_requested", status: 200 });
 		expect(calls(backend)).toEqual(["GET /v1/status", "POST /v1/snapshots"]);
@@ -85,6 +92,46 @@ describe("cron job", () => {
 		expect((await cronWith(backend)(deployedEnv())).outcome).toBe(outcome);
 		expect(calls(backend)).toEqual(["GET /v1/status"]);
 		expect(cronLog()).toMatchObject({ level: "info", action: outcome });
+	});
+
+	it.each([
+		[undefined, 299, "snapshot_recent"],
+		[undefined, 300, "snapshot_requested"],
+		["30s", 29.9, "snapshot_recent"],
+		["30s", 30, "snapshot_requested"],
+		[" 2m ", 119, "snapshot_recent"],
+		["1h", 3600, "snapshot_requested"],
+	])(
+		"CRON_SNAPSHOT_AFTER=%s: pending changes %ss after the last snapshot: %s",
+		async (after, age, outcome) => {
+			const backend = runtime(() => Response.json(statusBody(true, age)));
+			const report = await cronWith(backend)(deployedEnv({ CRON_SNAPSHOT_AFTER: after }));
+			expect(report.outcome).toBe(outcome);
+		},
+	);
+
+	it.each(["soon", "5", "9s", "0m", "25h", "1d", "-5m", "1e3s"])(
+		"refuses CRON_SNAPSHOT_AFTER=%s with the fix and touches nothing",
+		async (after) => {
+			const backend = runtime(() => Response.json(statusBody(true, 99_999)));
+			const report = await cronWith(backend)(deployedEnv({ CRON_SNAPSHOT_AFTER: after }));
+			expect(report.outcome).toBe("not_configured");
+			expect(report.reason).toMatch(/^CRON_SNAPSHOT_AFTER is .*: use .*\(unset: 5m\)\.$/);
+			expect(backend.controlCalls).toHaveLength(0);
+			expect(cronLog()).toMatchObject({
+				level: "error",
+				action: "not_configured",
+				reason: report.reason,
+			});
+		},
+	);
+
+	it("reads CRON_SNAPSHOT_AFTER within its bounds", () => {
+		expect(parseCronSnapshotAfter(undefined)).toEqual({ seconds: 300 });
+		expect(parseCronSnapshotAfter(CRON_SNAPSHOT_AFTER_DEFAULT)).toEqual({ seconds: 300 });
+		expect(parseCronSnapshotAfter(`${CRON_SNAPSHOT_AFTER_MIN_S}s`)).toEqual({ seconds: 10 });
+		expect(parseCronSnapshotAfter("24h")).toEqual({ seconds: CRON_SNAPSHOT_AFTER_MAX_S });
+		expect(parseCronSnapshotAfter("1441m")).toHaveProperty("error");
 	});
 
 	it("logs a control API that cannot be reached and does not throw", async () => {
