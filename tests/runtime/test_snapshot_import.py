@@ -45,7 +45,7 @@ async def restore(env: dict[str, str], target: Path) -> None:
 
 async def test_imports_a_real_gateway_backup(env: dict[str, str], tmp_path: Path) -> None:
     # Made once with `openclaw backup create` from the state a real `openclaw gateway run`
-    # (2026.9.6) wrote; see the README's Snapshots section.
+    # (2026.9.6) wrote; see docs/snapshots.md.
     report, info = await import_archive(env, FIXTURE)
     assert info is not None and info.reason.startswith("import ")
     assert report.runtime_version == "2026.9.6" and report.sqlite == 1
