@@ -30,21 +30,23 @@ MODULE_RUN = re.compile(r"python3? -m ([a-z_][\w.]*)")
 GENERATED = {".cache", ".pulumi-state", "artifacts", "state"}
 
 
-def prose_lines(text: str) -> list[str]:
-    """The lines a renderer treats as text: fenced and indented code blocks left out.
+def split_lines(text: str) -> tuple[list[str], list[str]]:
+    """The page's text lines and its code-block lines (fenced, or indented).
 
     Indented code is taken as four or more leading spaces, which these pages use for commands
     only (list continuations are indented by three at most).
     """
-    lines, fenced = [], False
+    prose, code, fenced = [], [], False
     for line in text.splitlines():
         if line.lstrip().startswith("```"):
             fenced = not fenced
             continue
-        if fenced or line.startswith("    "):
-            continue
-        lines.append(line)
-    return lines
+        (code if fenced or line.startswith("    ") else prose).append(line)
+    return prose, code
+
+
+def prose_lines(text: str) -> list[str]:
+    return split_lines(text)[0]
 
 
 def github_anchors(page: Path) -> set[str]:
@@ -100,12 +102,13 @@ def outside_paths(page: Path, root: Path = ROOT) -> list[str]:
 
 
 def missing_names(page: Path, root: Path = ROOT) -> list[str]:
-    """Repository paths in code spans (`infra/worker.py`, `container/build/prune_*.py`) and
-    modules run with `python -m` that the tree does not have: a file renamed or removed
-    since the page was written."""
+    """Repository paths in code (`infra/worker.py`, `container/build/prune_*.py`) and modules
+    run with `python -m` that the tree does not have: a file renamed or removed since the page
+    was written. Code is a code span in the text or a line of a code block."""
     top_level = {p.name for p in root.iterdir()} - GENERATED
+    prose, code = split_lines(page.read_text())
     missing = []
-    for span in CODE_SPAN.findall(page.read_text()):
+    for span in [s for line in prose for s in CODE_SPAN.findall(line)] + code:
         for token in PATH_IN_CODE.findall(span.strip("`")):
             name = token.rstrip("/.")
             if "/" not in name or name.split("/")[0] not in top_level:
@@ -163,7 +166,8 @@ def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
         "[ok](#a-heading-with-code) [gone](missing.md) [anchor](#nowhere) [up](../../x.md)\n"
         f"See `{tmp_path.parent}/sibling/NOTES.md` and `../../sibling/x`, not `$PWD/../y`.\n\n"
         "    [in code](not-a-link.md)\n"
-        "Run `python -m gone.module`, edit `docs/page.md` and `docs/old.py`, `.cache/x/y`.\n"
+        "Run `python -m gone.module`, edit `docs/page.md` and `docs/old.py`, `.cache/x/y`.\n\n"
+        "    .cache/venv/bin/python -m also.gone --stack dev\n"
     )
     assert link_problems(page, root=tmp_path) == [
         "missing.md: no such file",
@@ -175,4 +179,8 @@ def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
         "../../sibling/x",
         f"{tmp_path.parent}/sibling/NOTES.md",
     ]
-    assert missing_names(page, root=tmp_path) == ["python -m gone.module", "docs/old.py"]
+    assert missing_names(page, root=tmp_path) == [
+        "python -m gone.module",
+        "docs/old.py",
+        "python -m also.gone",
+    ]
