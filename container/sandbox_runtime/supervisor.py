@@ -4,7 +4,9 @@ render OpenClaw's config and start its validator (`ConfigCheck`, before this mod
 imported) -> restore state meanwhile -> wait for the validator's verdict -> start the gateway ->
 snapshot on change -> on SIGTERM/SIGINT stop the gateway, take a final snapshot, exit 0. A restore
 that cannot reach the store, or a config OpenClaw rejects, stops the boot before the gateway
-starts: starting empty would let the next snapshot bury the real state.
+starts: starting empty would let the next snapshot bury the real state. A final snapshot that
+fails exits 4: the changes since the last snapshot are gone with the container, which is worth
+an error, but the next boot has nothing to wait for (docs/architecture.md, "Exit codes").
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ Phase = Literal["restoring", "starting", "ready", "degraded", "stopping"]
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_RESTORE = 3
+EXIT_CHANGES_LOST = 4
 
 
 def runtime_version() -> str:
@@ -150,12 +153,28 @@ class Supervisor:
         log.info("stopping: gateway first, then a final snapshot")
         await self.gateway.stop()
         await gateway_task
+        return await self.final_snapshot()
+
+    async def final_snapshot(self) -> int:
+        """The last snapshot before the container goes: the exit code says whether it held."""
+        assert self.snapshots is not None
         try:
-            info, changed = await self.take_snapshot("shutdown")
-            log.info("final snapshot: %s", info.id if changed and info else "no changes")
+            # Not take_snapshot(): with nothing changed it reads the store's list, and an
+            # unchanged state must exit 0 even while the store is down.
+            async with self._snapshot_lock:
+                info = await self.snapshots.snapshot("shutdown")
         except SnapshotError as exc:
-            log.error("final snapshot failed: %s", exc)
-            return EXIT_RESTORE
+            # Only a real change reaches the store (an unchanged state is "no changes" without
+            # a store call), so a failure here always loses something: say what.
+            last = self.snapshots.status()
+            since = (
+                f"snapshot {last.last_id} ({last.last_at:%Y-%m-%d %H:%M:%S} UTC)"
+                if (last.last_id and last.last_at)
+                else "the container started (no snapshot was ever stored)"
+            )
+            log.error("final snapshot failed; the changes since %s are lost: %s", since, exc)
+            return EXIT_CHANGES_LOST
+        log.info("final snapshot: %s", info.id if info else "no changes")
         return EXIT_OK
 
     async def _until_stopped(

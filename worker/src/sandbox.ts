@@ -42,6 +42,27 @@ export const EXIT_FAILURES: Record<number, string> = {
 	3: "The sandbox could not restore its saved state (the runtime exited with code 3: its snapshot store, R2, was unreachable or held no readable snapshot). Nothing was started, so nothing was lost. Check R2 and the Worker's R2_* settings.",
 };
 
+/**
+ * The runtime's exit when its final snapshot failed (supervisor.py EXIT_CHANGES_LOST): the
+ * changes since the last snapshot went with the container. That is an error for the log, but no
+ * reason to refuse the next start (the store may be back; if not, the restore exits 3).
+ */
+export const EXIT_CHANGES_LOST = 4;
+
+export type ExitVerdict = {
+	level: "info" | "error";
+	/** Requests get `EXIT_FAILURES[code]` for FAILURE_HOLD_MS instead of a new start. */
+	hold: boolean;
+	action?: "boot_refused" | "changes_lost";
+};
+
+/** What a container's exit code means for the log and for the next request. */
+export function exitVerdict(code: number): ExitVerdict {
+	if (code in EXIT_FAILURES) return { level: "error", hold: true, action: "boot_refused" };
+	if (code === EXIT_CHANGES_LOST) return { level: "error", hold: false, action: "changes_lost" };
+	return { level: "info", hold: false };
+}
+
 type Failure = { code: number; at: number };
 
 /** The exit code in @cloudflare/containers' error for a container that exited by itself. */
@@ -166,10 +187,12 @@ export class Sandbox extends Container<AppEnv> {
 	}
 
 	override onStop(params: { exitCode: number; reason: string }): void {
-		log(params.exitCode in EXIT_FAILURES ? "error" : "info", "container stopped", {
+		const verdict = exitVerdict(params.exitCode);
+		log(verdict.level, "container stopped", {
 			route: "sandbox",
 			code: params.exitCode,
 			reason: params.reason,
+			action: verdict.action,
 		});
 		this.rememberExit(params.exitCode);
 	}
@@ -187,7 +210,7 @@ export class Sandbox extends Container<AppEnv> {
 	}
 
 	private rememberExit(code: number): void {
-		if (code in EXIT_FAILURES) {
+		if (exitVerdict(code).hold) {
 			this.ctx.storage.kv.put<Failure>(FAILURE_KEY, { code, at: Date.now() });
 		} else {
 			this.ctx.storage.kv.delete(FAILURE_KEY);

@@ -1,6 +1,13 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ContainerBackend, EXIT_FAILURES, exitCodeOf, FAILURE_HOLD_MS } from "../src/sandbox";
+import {
+	ContainerBackend,
+	EXIT_CHANGES_LOST,
+	EXIT_FAILURES,
+	exitCodeOf,
+	exitVerdict,
+	FAILURE_HOLD_MS,
+} from "../src/sandbox";
 import { deployedEnv, FakeBackend, handlerWith, ORIGIN, SECRETS } from "./helpers";
 
 // workerd under vitest has no container runtime, so the `Sandbox` class is bound without one.
@@ -103,6 +110,21 @@ describe("a sandbox that refused to start", () => {
 		expect(EXIT_FAILURES[0]).toBeUndefined();
 		expect(EXIT_FAILURES[143]).toBeUndefined();
 		expect(FAILURE_HOLD_MS).toBe(60_000);
+	});
+
+	it("holds only the boot refusals; a lost final snapshot is an error but the next start goes ahead", () => {
+		expect(exitVerdict(2)).toEqual({ level: "error", hold: true, action: "boot_refused" });
+		expect(exitVerdict(3)).toEqual({ level: "error", hold: true, action: "boot_refused" });
+		// Exit 4 (the final snapshot failed at SIGTERM): a page saying "could not restore, nothing
+		// was lost" would be false twice over, and the store may be back by the next request.
+		expect(exitVerdict(EXIT_CHANGES_LOST)).toEqual({
+			level: "error",
+			hold: false,
+			action: "changes_lost",
+		});
+		expect(EXIT_FAILURES[EXIT_CHANGES_LOST]).toBeUndefined();
+		for (const code of [0, 1, 137, 143])
+			expect(exitVerdict(code)).toEqual({ level: "info", hold: false });
 	});
 
 	it("reads the exit code from the container library's error", () => {
