@@ -298,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .backup import add_backup_parser
 
     add_backup_parser(commands, _stack_options)
+    from .init import register as register_init
+
+    register_init(commands)
     return parser
 
 
