@@ -79,6 +79,7 @@ worker = Worker(
         custom_domain=s.custom_domain,
         zone_id=s.zone_id,
         cron=s.cron,
+        adopt=s.adopt_worker,
     ),
 )
 

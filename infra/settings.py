@@ -125,6 +125,7 @@ class Settings:
     worker_bundle_dir: Path | None
     container_dir: Path
     rotate: dict[str, int] = field(default_factory=dict)
+    adopt_worker: bool = False  # set by `python -m ops adopt` (upgrade from the old deploy path)
 
     @property
     def hostname(self) -> str:
@@ -447,6 +448,7 @@ def load(
         warn(f"{PROJECT}:debugRoutes is on in production stack {stack!r} (still behind Access)")
 
     access_service_token = r.boolean("accessServiceToken", False)
+    adopt_worker = r.boolean("adoptWorker", False)
     cron = r.string("cronSchedule", "*/5 * * * *")
     if not _CRON.match(cron):
         r.problem("cronSchedule", f"{cron!r} is not a five-field cron expression")
@@ -488,4 +490,5 @@ def load(
         worker_bundle_dir=(ROOT / bundle) if bundle else None,
         container_dir=container_dir,
         rotate=rotate,
+        adopt_worker=adopt_worker,
     )

@@ -143,6 +143,8 @@ class WorkerArgs:
     custom_domain: str = ""
     zone_id: str = ""
     cron: str = "*/5 * * * *"
+    # Take over a live Worker of this name the stack did not create (ops/adopt.py).
+    adopt: bool = False
 
 
 class Worker(pulumi.ComponentResource):
@@ -220,6 +222,8 @@ class Worker(pulumi.ComponentResource):
             "custom_domain": args.custom_domain,
             "zone_id": args.zone_id,
             "hostname": args.hostname,
+            "adopt": args.adopt,
+            "stack": pulumi.get_stack(),  # named in the provider's messages
         }
         self.deploy = WorkerDeploy(
             f"{name}-deploy",

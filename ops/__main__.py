@@ -295,12 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rsweep.set_defaults(handler=cmd_review_sweep)
 
+    from .adopt import register as register_adopt
     from .backup import add_backup_parser
+    from .doctor import register as register_doctor
 
     add_backup_parser(commands, _stack_options)
-    from .init import register as register_init
-
-    register_init(commands)
+    for register in (register_doctor, register_adopt):
+        register(commands)
     return parser
 
 

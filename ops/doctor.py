@@ -1,6 +1,7 @@
-"""Preflight for `pulumi up`: everything people trip on, one line per problem with its fix.
+"""`doctor`: the preflight for `pulumi up`; everything people trip on, one line per problem
+with its fix.
 
-    .cache/venv/bin/python -m infra.doctor --stack dev
+    .cache/venv/bin/python -m ops doctor --stack dev
 
 Exits 1 when anything fails. Secret values are read (to check them) but never printed.
 """
@@ -13,26 +14,27 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cloudflare
 import pulumi
 import yaml
 
 from infra import settings
-from infra import worker as worker_module
-from infra.dynamic import cf
-from infra.dynamic.worker_deploy import (
-    CONTAINERS_PERMISSION,
-    SCRIPT_PERMISSION,
-    installed_wrangler_version,
-)
-from infra.permissions import AI_GATEWAY_RUN as AI_GROUP
-from infra.permissions import R2_BUCKET_ITEM_WRITE as R2_GROUP
+from policies.secret_shapes import CREDENTIAL_FORMATS
+
+from .adopt import LEGACY_TYPES
+from .context import Deps
+from .errors import Console
+
+if TYPE_CHECKING:
+    # Loaded by the checks that use them: `python -m ops` builds every command's parser, and
+    # the Cloudflare SDK would slow down all of them (tests/ops/test_ops_cli.py).
+    import cloudflare
+
+    from infra.dynamic import cf
 
 ROOT = Path(__file__).resolve().parent.parent
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
@@ -127,6 +129,9 @@ def check_builder(which: Which, run: Runner, env: Mapping[str, str] | None = Non
 
 def check_worker_build(config: StackConfig, which: Which, root: Path = ROOT) -> Finding:
     """`pulumi up` runs the wrangler the Worker's package.json pins: installed, that version."""
+    from infra import worker as worker_module
+    from infra.dynamic.worker_deploy import installed_wrangler_version
+
     worker = root / config.values.get(f"{settings.PROJECT}:workerDir", "worker")
     wrangler = worker / "node_modules" / "wrangler" / "bin" / "wrangler.js"
     if not wrangler.exists():
@@ -149,22 +154,6 @@ def check_worker_build(config: StackConfig, which: Which, root: Path = ROOT) -> 
     return Finding(True, f"wrangler {pin} (the pinned version) is installed")
 
 
-# Resource types of the deploy path before the wrangler deploy; forgetting them from state is
-# the one-time step before the first `pulumi up` with this program (deleting them would delete
-# the live Worker and application the new resource has taken over).
-LEGACY_TYPES = (
-    "cloudflare:index/worker:Worker",
-    "cloudflare:index/workerVersion:WorkerVersion",
-    "cloudflare:index/workersDeployment:WorkersDeployment",
-    "cloudflare:index/workersCronTrigger:WorkersCronTrigger",
-    "cloudflare:index/workersCustomDomain:WorkersCustomDomain",
-    "docker-build:index:Image",
-    "pulumi-python:dynamic/moltworker:ContainerApp",
-    "pulumi-python:dynamic/moltworker:RegistryCredentials",
-    "moltworker:sandbox:Sandbox",
-)
-
-
 def check_legacy_state(stack: str, which: Which, run: Runner, root: Path = ROOT) -> Finding:
     if not which("pulumi"):
         return Finding(True, "no Pulumi CLI: the stack's state was not checked", warning=True)
@@ -178,13 +167,12 @@ def check_legacy_state(stack: str, which: Which, run: Runner, root: Path = ROOT)
     legacy = [r["urn"] for r in resources if r.get("type") in LEGACY_TYPES and r.get("urn")]
     if not legacy:
         return Finding(True, "the stack's state has no resources of the old deploy path")
-    commands = "; ".join(f"pulumi state delete '{urn}' --stack {stack} --yes" for urn in legacy)
     return Finding(
         False,
         f"the stack's state still holds {len(legacy)} resource(s) of the old deploy path, which "
-        "`pulumi up` would delete (the live Worker and container application with them); the "
-        f"new deploy takes them over, so forget them first (state only, nothing is deleted): "
-        f"{commands}",
+        "`pulumi up` would delete (the live Worker and container application with them; the "
+        "new deploy refuses to start until this is done): run `python -m ops adopt --stack "
+        f"{stack}` (state only, nothing is deleted in the account)",
     )
 
 
@@ -254,24 +242,16 @@ def check_settings(config: StackConfig, stack: str) -> list[Finding]:
     ]
 
 
-# Formats of the secrets people paste; a value in another key's format is probably swapped.
-SECRET_FORMATS: dict[str, tuple[str, re.Pattern[str]]] = {
-    "moltworker:anthropicApiKey": (
-        "an Anthropic key (sk-ant-...)",
-        re.compile(r"^sk-ant-[\w-]{20,}$"),
-    ),
-    "moltworker:openaiApiKey": ("an OpenAI key (sk-...)", re.compile(r"^sk-(?!ant-)[\w-]{20,}$")),
-    "moltworker:telegramBotToken": (
-        "a Telegram bot token (<digits>:<token>)",
-        re.compile(r"^\d{5,}:[\w-]{30,}$"),
-    ),
-    "moltworker:discordBotToken": (
-        "a Discord bot token",
-        re.compile(r"^[\w-]{20,}\.[\w-]{4,}\.[\w-]{20,}$"),
-    ),
-    "moltworker:slackBotToken": ("a Slack bot token (xoxb-...)", re.compile(r"^xoxb-[\w-]{10,}$")),
-    "moltworker:slackAppToken": ("a Slack app token (xapp-...)", re.compile(r"^xapp-[\w-]{10,}$")),
-    "cloudflare:apiToken": ("a Cloudflare API token", re.compile(r"^[\w-]{40,}$")),
+# The credential format each pasted secret should have (policies/secret_shapes.py holds the
+# formats, shared with the policy pack); a value in another key's format is probably swapped.
+SECRET_FORMATS: dict[str, str] = {
+    "moltworker:anthropicApiKey": "anthropic",
+    "moltworker:openaiApiKey": "openai",
+    "moltworker:telegramBotToken": "telegram",
+    "moltworker:discordBotToken": "discord",
+    "moltworker:slackBotToken": "slack-bot",
+    "moltworker:slackAppToken": "slack-app",
+    "cloudflare:apiToken": "cloudflare",
 }
 _KEY_NAME = re.compile(r"^[A-Z][A-Z0-9_]{3,}$|^[a-z]+[A-Z][A-Za-z]+$")
 _ASSIGNMENT = re.compile(r"^\s*(export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*[=:]")
@@ -280,7 +260,8 @@ _ASSIGNMENT = re.compile(r"^\s*(export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*[=:]")
 def check_secrets(config: StackConfig) -> list[Finding]:
     findings: list[Finding] = []
     checked = 0
-    for key, (what, fmt) in SECRET_FORMATS.items():
+    for key, kind in SECRET_FORMATS.items():
+        fmt = CREDENTIAL_FORMATS[kind]
         value = config.values.get(key)
         if value is None or key in config.unreadable_secrets:
             continue
@@ -296,16 +277,23 @@ def check_secrets(config: StackConfig) -> list[Finding]:
             findings.append(
                 Finding(False, f"{key}: holds what looks like a key name, not a secret; {fix}")
             )
-        elif not fmt.match(value):
+        elif not fmt.is_whole(value):
             other = next(
-                (o for o, (_, f) in SECRET_FORMATS.items() if o != key and f.match(value)), None
+                (
+                    o
+                    for o, k in SECRET_FORMATS.items()
+                    if o != key and CREDENTIAL_FORMATS[k].is_whole(value)
+                ),
+                None,
             )
             if other is not None:
                 findings.append(
                     Finding(False, f"{key}: looks like the value for {other} (swapped?); {fix}")
                 )
             else:
-                findings.append(Finding(False, f"{key}: does not look like {what}; {fix}"))
+                findings.append(
+                    Finding(False, f"{key}: does not look like {fmt.description}; {fix}")
+                )
     if not findings:
         if checked:
             findings.append(Finding(True, f"{checked} secret(s) look like what their names say"))
@@ -323,6 +311,14 @@ def check_account(
     workers_subdomain: str,
     http_client_factory: cf.HttpClientFactory | None = None,
 ) -> list[Finding]:
+    import cloudflare
+
+    from infra.dynamic import cf
+
+    # infra.permissions loads pulumi_cloudflare (2 s): only for the commands that get this far.
+    from infra.permissions import AI_GATEWAY_RUN as AI_GROUP
+    from infra.permissions import R2_BUCKET_ITEM_WRITE as R2_GROUP
+
     c = cf.client(token, http_client_factory).with_options(max_retries=1)
     findings: list[Finding] = []
     try:
@@ -437,6 +433,8 @@ def check_account(
 
 
 def _verify(c: cloudflare.Cloudflare, account_id: str) -> tuple[str, str]:
+    import cloudflare
+
     try:
         answer = c.user.tokens.verify()
     except cloudflare.APIStatusError as err:
@@ -447,9 +445,10 @@ def _verify(c: cloudflare.Cloudflare, account_id: str) -> tuple[str, str]:
     return str(getattr(answer, "status", "unknown")), str(getattr(answer, "id", "") or "")
 
 
-# What the Worker deploy itself needs (wrangler's script upload and the container application);
-# the probes below cover the rest by reading each feature.
-DEPLOY_PERMISSIONS = (SCRIPT_PERMISSION, CONTAINERS_PERMISSION)
+# What the Worker deploy itself needs (wrangler's script upload and the container application;
+# infra/dynamic/worker_deploy.py names them in its errors, a test ties the two); the probes
+# below cover the rest by reading each feature.
+DEPLOY_PERMISSIONS = ("Workers Scripts Write", "Containers Write")
 
 
 def _check_token_permissions(c: cloudflare.Cloudflare, account_id: str, token_id: str) -> Finding:
@@ -458,6 +457,8 @@ def _check_token_permissions(c: cloudflare.Cloudflare, account_id: str, token_id
     A read probe cannot tell Read from Write, and wrangler's `PUT /workers/scripts/{name}`
     needs Write; the token's policies say it without changing anything.
     """
+    import cloudflare
+
     token: Any = None
     for get in (
         lambda: c.accounts.tokens.get(token_id, account_id=account_id),
@@ -538,17 +539,35 @@ def run_checks(
     return findings
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.doctor", description=__doc__)
-    parser.add_argument("--stack", default=os.environ.get("PULUMI_STACK", "dev"))
-    args = parser.parse_args(argv)
-    findings = run_checks(args.stack)
+def report(findings: Sequence[Finding], console: Console) -> int:
     for finding in findings:
-        print(finding.line())
+        console.print(finding.line())
     failed = [f for f in findings if not f.ok]
-    print(f"\n{len(failed)} problem(s)" if failed else "\nready for `pulumi up`")
+    console.print(f"\n{len(failed)} problem(s)" if failed else "\nready for `pulumi up`")
     return 1 if failed else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def cmd_doctor(args: argparse.Namespace, deps: Deps, console: Console) -> int:
+    try:
+        findings = run_checks(args.stack, root=Path(args.project_dir))
+    except SystemExit as exc:  # the stack's config could not be read: one sentence with the fix
+        console.warn(str(exc))
+        return 1
+    return report(findings, console)
+
+
+def register(commands: Any) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        help="preflight for `pulumi up`: tools, stack config, secrets, account, token, state",
+        description="Check what `pulumi up` needs, one line per problem with its fix: the "
+        "Pulumi CLI, the container CLI wrangler builds with, the pinned wrangler, the stack's "
+        "config and secrets, the account's features and the token's permissions, and resources "
+        "of the old deploy path in the state. Exits 1 when anything fails.",
+    )
+    doctor.add_argument(
+        "--stack",
+        default=os.environ.get("PULUMI_STACK", "dev"),
+        help="stack name (default: $PULUMI_STACK or dev)",
+    )
+    doctor.set_defaults(handler=cmd_doctor)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 # Secret names of docs/interfaces.md whose names do not say "secret" on their own.
 DECLARED_SECRETS = frozenset({"CF_ACCESS_TEAM_DOMAIN", "R2_ACCESS_KEY_ID"})
@@ -32,24 +33,62 @@ _SECRET_WORDS = frozenset(
 # These only as the last word: `MOLT_SNAPSHOT_KEY` is a key, `KEY_PREFIX` is not.
 _SECRET_LAST_WORDS = frozenset({"KEY", "KEYS", "AUD", "PASS", "PWD", "PSK", "DSN", "COOKIE"})
 
-# Known credential formats, checked anywhere in the value. Each comes with the name shown to
-# the user instead of the value.
-_KNOWN_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("an Anthropic API key (sk-ant-)", re.compile(r"sk-ant-[A-Za-z0-9_-]{16,}")),
-    ("an OpenAI-style API key (sk-)", re.compile(r"\bsk-[A-Za-z0-9_-]{16,}")),
-    ("a Slack bot/user token (xox?-)", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("a Slack app-level token (xapp-)", re.compile(r"\bxapp-[A-Za-z0-9-]{10,}")),
-    ("a Telegram bot token", re.compile(r"\b\d{5,12}:[A-Za-z0-9_-]{35}\b")),
-    (
+
+@dataclass(frozen=True)
+class CredentialFormat:
+    """One credential format: what to call it (never the value) and its pattern."""
+
+    description: str
+    pattern: re.Pattern[str]  # unanchored; `fullmatch` checks a whole pasted value
+    # Found inside any value (a Worker var, the policy's scan); a format that is only a run of
+    # word characters (a Cloudflare token) would match ordinary long names, so it is checked
+    # only as a whole value (the preflight, ops/doctor.py) and the entropy test covers vars.
+    distinctive: bool = True
+
+    def is_whole(self, value: str) -> bool:
+        return self.pattern.fullmatch(value) is not None
+
+
+# The one table of credential formats: the policy pack scans Worker vars with it and the
+# preflight (ops/doctor.py) checks each pasted secret against the format its key expects.
+CREDENTIAL_FORMATS: dict[str, CredentialFormat] = {
+    "anthropic": CredentialFormat(
+        "an Anthropic API key (sk-ant-)", re.compile(r"sk-ant-[A-Za-z0-9_-]{16,}")
+    ),
+    "openai": CredentialFormat(
+        "an OpenAI-style API key (sk-)", re.compile(r"\bsk-(?!ant-)[A-Za-z0-9_-]{16,}")
+    ),
+    "slack-bot": CredentialFormat(
+        "a Slack bot token (xoxb-)", re.compile(r"\bxoxb-[A-Za-z0-9-]{10,}")
+    ),
+    "slack-user": CredentialFormat(
+        "a Slack user/legacy token (xox?-)", re.compile(r"\bxox[aposr]-[A-Za-z0-9-]{10,}")
+    ),
+    "slack-app": CredentialFormat(
+        "a Slack app-level token (xapp-)", re.compile(r"\bxapp-[A-Za-z0-9-]{10,}")
+    ),
+    "telegram": CredentialFormat(
+        "a Telegram bot token", re.compile(r"\b\d{5,12}:[A-Za-z0-9_-]{35}\b")
+    ),
+    "discord": CredentialFormat(
         "a Discord bot token",
         re.compile(r"\b[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}\b"),
     ),
-    ("a GitHub token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})")),
-    ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
-    ("a JSON Web Token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")),
-    ("a PEM private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
-)
+    "github": CredentialFormat(
+        "a GitHub token",
+        re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})"),
+    ),
+    "aws": CredentialFormat("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    "google": CredentialFormat("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    "jwt": CredentialFormat(
+        "a JSON Web Token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
+    ),
+    "pem": CredentialFormat("a PEM private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
+    "cloudflare": CredentialFormat(
+        "a Cloudflare API token", re.compile(r"[A-Za-z0-9_-]{40,}"), distinctive=False
+    ),
+}
+_KNOWN_FORMATS = tuple(f for f in CREDENTIAL_FORMATS.values() if f.distinctive)
 # One opaque token (hex, base64, base64url); URLs, lists and model names contain other characters.
 _OPAQUE = re.compile(r"^[A-Za-z0-9+/_=-]+$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -86,9 +125,9 @@ def shannon_entropy(value: str) -> float:
 
 def secret_shape(value: str) -> str | None:
     """Why the value looks like a credential (without quoting it), or None when it does not."""
-    for description, pattern in _KNOWN_FORMATS:
-        if pattern.search(value):
-            return f"its value has the format of {description}"
+    for known in _KNOWN_FORMATS:
+        if known.pattern.search(value):
+            return f"its value has the format of {known.description}"
     token = value.strip()
     if not _OPAQUE.match(token):
         return None

@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 INSTANCE_TYPES = ("lite", "basic", "standard-1", "standard-2", "standard-3", "standard-4")
 SCRIPT_PERMISSION = "Workers Scripts Write"
 CONTAINERS_PERMISSION = "Containers Write"
+ROUTES_PERMISSION = "Workers Routes Write"  # custom domains (zone-level)
 # Changing these makes a different Worker (or application): the old one is deleted first,
 # because an application name is unique and stays bound to one Durable Object namespace.
 REPLACE_KEYS = ("account_id", "script_name", "app_name")
@@ -427,7 +428,43 @@ class WorkerDeployProvider(ResourceProvider):
             changes=bool(changed), replaces=replaces, delete_before_replace=bool(replaces)
         )
 
+    def _refuse_foreign(self, props: Mapping[str, Any]) -> None:
+        """Stop a create that would overwrite a Worker or application this stack did not make.
+
+        wrangler deploys over whatever carries the name. On a stack made by the old deploy
+        path the live script and application are still in the state under their old resources,
+        which the same `pulumi up` deletes after this create (the engine deletes removed
+        resources last, docs/architecture.md "Upgrading a stack from the old deploy path"): an
+        error here ends the update before any of those deletes.
+        """
+        if props.get("adopt"):
+            return
+        c = self._client(props)
+        account, script = props["account_id"], props["script_name"]
+        try:
+            c.workers.scripts.script_and_version_settings.get(script, account_id=account)
+            found = [f"Worker {script!r}"]
+        except Exception as exc:
+            if not cf.is_not_found(exc):
+                if isinstance(exc, cf.cloudflare.APIError):
+                    raise cf.explain(exc, f"look up Worker {script}", SCRIPT_PERMISSION) from None
+                raise
+            found = []
+        if self._application(c, props) is not None:
+            found.append(f"container application {props['app_name']!r}")
+        if found:
+            stack = props.get("stack") or "<stack>"
+            raise WranglerError(
+                f"{' and '.join(found)} already exist(s) on account {account} and this stack did "
+                "not create it; nothing was deployed or deleted. If it is this stack's own Worker "
+                f"from the old deploy path, run `python -m ops adopt --stack {stack}` (it removes "
+                "the old resources from the state without deleting anything and lets the next "
+                "`pulumi up` take the Worker over); otherwise choose another "
+                "`moltworker:workerName`"
+            )
+
     def create(self, props: dict[str, Any]) -> CreateResult:
+        self._refuse_foreign(props)
         run = self._deploy(props, props["dockerfile"])
         outs = self._observe(props, run)
         return CreateResult(f"{props['account_id']}/{props['script_name']}", outs)
@@ -468,7 +505,31 @@ class WorkerDeployProvider(ResourceProvider):
                             exc, f"delete Worker secret {name}", SCRIPT_PERMISSION
                         ) from None
                     raise
+        if olds.get("custom_domain") and olds.get("custom_domain") != news.get("custom_domain"):
+            # wrangler publishes the custom domains a config names and never removes one it
+            # no longer names (a switch back to workers.dev sends no domain request at all).
+            self._detach_domains(news, keep=str(news.get("custom_domain") or ""))
         return UpdateResult(self._observe(news, run))
+
+    def _detach_domains(self, props: Mapping[str, Any], keep: str = "") -> None:
+        """Remove the script's custom domains other than `keep` (the DNS record goes with each)."""
+        c = self._client(props)
+        account, script = props["account_id"], props["script_name"]
+        with cf.api_call(f"list the custom domains of {script}", SCRIPT_PERMISSION):
+            domains = list(c.workers.domains.list(account_id=account, service=script))
+        for domain in domains:
+            if domain.hostname == keep or domain.service != script:
+                continue
+            try:
+                c.workers.domains.delete(domain.id, account_id=account)
+            except Exception as exc:
+                if cf.is_not_found(exc):
+                    continue
+                if isinstance(exc, cf.cloudflare.APIError):
+                    raise cf.explain(
+                        exc, f"remove the custom domain {domain.hostname}", ROUTES_PERMISSION
+                    ) from None
+                raise
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         c = self._client(props)
@@ -545,6 +606,8 @@ class WorkerDeployProvider(ResourceProvider):
                             exc, f"delete container application {app_id}", CONTAINERS_PERMISSION
                         ) from None
                     raise
+        if props.get("custom_domain"):
+            self._detach_domains(props)
         try:
             c.workers.scripts.delete(script, account_id=account, force=True)
         except Exception as exc:

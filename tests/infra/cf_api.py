@@ -10,8 +10,8 @@ What it keeps (`CloudflareApi`): scripts (metadata, modules, migration tag, sett
 schedules, workers.dev flags), Durable Object namespaces (created by a script upload's
 `new_sqlite_classes` / `new_classes` migration), versions and deployments, assets upload sessions,
 container applications and rollouts, minted registry credentials, R2 buckets, custom domains,
-permission groups and tokens. Every request is recorded (`api.requests`); a record's repr
-redacts secret values so a failing assertion never prints one.
+zones with their Worker routes, permission groups and tokens. Every request is recorded
+(`api.requests`); a record's repr redacts secret values so a failing assertion never prints one.
 
 Refusals answered with the API's own codes (sources beside each): 10007 no such Worker, 10061 a
 binding to a class no migration created, 100406 a version upload binding a class declared only in
@@ -171,9 +171,12 @@ def ok(result: Any, *, status: int = 200, **extra: Any) -> Response:
     )
 
 
-def page(items: list[Any]) -> Response:
+def page(items: list[Any], number: int = 1) -> Response:
+    """One page holding every item; a later page is empty (the SDK's paginators ask for the
+    next page until one comes back empty)."""
+    items = items if number == 1 else []
     info = {
-        "page": 1,
+        "page": number,
         "per_page": max(len(items), 20),
         "count": len(items),
         "total_count": len(items),
@@ -267,6 +270,10 @@ class CloudflareApi:
     # token -> the permissions it holds; `token` gets ALL_PERMISSIONS unless set otherwise.
     tokens: dict[str, set[str]] = field(default_factory=dict)
     token_status: str = "active"
+    # The permission-group names the token's own policy shows when it reads itself
+    # (GET /user/tokens/{id}); None: the token may not read itself (no 'API Tokens Read').
+    token_policies: list[str] | None = None
+    created_tokens: list[dict[str, Any]] = field(default_factory=list)  # POST /accounts/{a}/tokens
     workers_subdomain: str | None = "alice"
     access_team: str | None = "alice-team"
     r2_enabled: bool = True
@@ -284,6 +291,8 @@ class CloudflareApi:
     credentials_minted: int = 0
     buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
     domains: dict[str, dict[str, Any]] = field(default_factory=dict)
+    zones: dict[str, dict[str, Any]] = field(default_factory=dict)  # add_zone()
+    zone_routes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # zone id -> routes
     asset_blobs: set[str] = field(default_factory=set)
     asset_sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -313,6 +322,33 @@ class CloudflareApi:
         self.failures.append(
             Failure(method, re.compile(path), status, times, headers or {}, code, message)
         )
+
+    def add_zone(self, name: str, zone_id: str | None = None) -> str:
+        """A zone of this account (a domain proxied by Cloudflare); returns its id."""
+        zone_id = zone_id or self._hex()
+        self.zones[zone_id] = {
+            # The fields the SDK's Zone model requires (types/zones/zone.py).
+            "id": zone_id,
+            "name": name,
+            "account": {"id": self.account_id, "name": "Alice's account"},
+            "status": "active",
+            "paused": False,
+            "type": "full",
+            "development_mode": 0,
+            "name_servers": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"],
+            "original_name_servers": None,
+            "original_registrar": None,
+            "original_dnshost": None,
+            "meta": {"step": 2, "phishing_detected": False},
+            "owner": {"id": None, "name": None, "type": "user"},
+            "plan": {"id": "0" * 32, "name": "Free Website", "is_subscribed": True},
+            "created_on": NOW,
+            "modified_on": NOW,
+            "activated_on": NOW,
+            "permissions": ["#zone:read", "#worker:edit"],
+        }
+        self.zone_routes.setdefault(zone_id, [])
+        return zone_id
 
     def revoke(self, permission: str, token: str | None = None) -> None:
         self.tokens[token or self.token].discard(permission)
@@ -438,6 +474,11 @@ class CloudflareApi:
             ("GET", rf"{a}/workers/domains", "workers", self._list_domains),
             ("PUT", rf"{a}/workers/domains", "zones", self._put_domain),
             ("DELETE", rf"{a}/workers/domains/([^/]+)", "zones", self._delete_domain),
+            ("GET", rf"{a}/workers/domains/records/([^/]+)", "workers", self._get_domain),
+            ("PUT", rf"{s}/domains/records", "zones", self._put_script_domains),
+            # Zones: wrangler's zone look-up by name and its route-conflict check.
+            ("GET", r"/zones", "zones", self._list_zones),
+            ("GET", r"/zones/([^/]+)/workers/routes", "zones", self._list_zone_routes),
             # Containers.
             ("GET", rf"{c}/me", "containers", self._containers_me),
             ("GET", rf"{c}/applications", "containers", self._list_apps),
@@ -459,6 +500,9 @@ class CloudflareApi:
             ("GET", r"/accounts", None, self._accounts),
             ("GET", rf"{a}/tokens/verify", None, self._verify_account),
             ("GET", rf"{a}/tokens/permission_groups", "tokens", self._permission_groups),
+            ("POST", rf"{a}/tokens", "tokens", self._create_token),
+            ("GET", r"/user/tokens/([^/]+)", None, self._get_token),
+            ("GET", rf"{a}/tokens/([^/]+)", None, self._get_account_token),
             ("GET", rf"{a}/access/organizations", "access", self._access_org),
             ("GET", rf"{a}/access/apps", "access", self._access_apps),
             ("GET", rf"{a}/ai-gateway/gateways", "ai", self._gateways),
@@ -967,6 +1011,8 @@ class CloudflareApi:
             return error(
                 400, 10064, f"container applications {bound} still use this script's namespace"
             )
+        # OPEN QUESTION: whether deleting a script also removes its custom domains is not
+        # documented; the fake keeps them (our delete removes them first either way).
         del self.scripts[name]
         for ns_id in [k for k, ns in self.namespaces.items() if ns["script"] == name]:
             del self.namespaces[ns_id]
@@ -1039,6 +1085,94 @@ class CloudflareApi:
         if self.domains.pop(domain_id, None) is None:
             return error(404, 100114, "domain not found")
         return ok(None)
+
+    def _get_domain(self, _req: Request, _a: str, domain_id: str) -> Response:
+        domain = self.domains.get(domain_id)
+        return error(404, 100114, "domain not found") if domain is None else ok(domain)
+
+    def _zone_of(self, hostname: str, origin: dict[str, Any]) -> dict[str, Any] | Response:
+        zone = self.zones.get(origin.get("zone_id") or "")
+        if zone is None and origin.get("zone_name"):
+            zone = next((z for z in self.zones.values() if z["name"] == origin["zone_name"]), None)
+        if zone is None:
+            # The invalid-identifier answer the API gives for an id it does not know.
+            return error(
+                404, 7003, "Could not route to /zones, perhaps your object identifier is invalid?"
+            )
+        if hostname != zone["name"] and not hostname.endswith(f".{zone['name']}"):
+            # OPEN QUESTION: the code and wording for a hostname outside its zone are not
+            # documented; the fake refuses it (a custom domain is a hostname of that zone).
+            return error(400, 100116, f"hostname {hostname} is not in zone {zone['name']}")
+        return zone
+
+    def _put_script_domains(self, req: Request, _a: str, name: str) -> Response:
+        """wrangler's custom-domain publish (deploy's publishCustomDomains): PUT
+        {override_scope, override_existing_origin, override_existing_dns_record, origins}."""
+        script = self._script(name)
+        if isinstance(script, Response):
+            return script
+        body = req.body if isinstance(req.body, dict) else {}
+        origins = body.get("origins")
+        if not isinstance(origins, list) or not all(
+            isinstance(o, dict) and o.get("hostname") for o in origins
+        ):
+            return error(400, 10021, "origins must be a list of {hostname, zone_id | zone_name}")
+        wanted: list[tuple[str, dict[str, Any]]] = []
+        for origin in origins:
+            zone = self._zone_of(origin["hostname"], origin)
+            if isinstance(zone, Response):
+                return zone
+            taken = next(
+                (d for d in self.domains.values() if d["hostname"] == origin["hostname"]), None
+            )
+            if taken and taken["service"] != name and not body.get("override_existing_origin"):
+                # OPEN QUESTION: the real conflict code is not documented; wrangler's TTY path
+                # asks first (domains/changeset), a CI deploy always sends the override.
+                return error(
+                    409, 100117, f"{origin['hostname']} is already a domain of {taken['service']}"
+                )
+            wanted.append((origin["hostname"], zone))
+        if body.get("override_scope"):
+            # OPEN QUESTION: read as "these origins are the script's whole set" (the name's
+            # plain meaning; undocumented). Our deploy path does not rely on it: it removes a
+            # domain the stack no longer names itself.
+            keep = {h for h, _ in wanted}
+            for domain_id, d in list(self.domains.items()):
+                if d["service"] == name and d["hostname"] not in keep:
+                    del self.domains[domain_id]
+        result = []
+        for hostname, zone in wanted:
+            domain = next((d for d in self.domains.values() if d["hostname"] == hostname), None)
+            if domain is None:
+                domain_id = self._hex()
+                domain = self.domains[domain_id] = {"id": domain_id, "hostname": hostname}
+            domain.update(
+                service=name,
+                environment="production",
+                zone_id=zone["id"],
+                zone_name=zone["name"],
+                cert_id=domain.get("cert_id") or self._hex(),
+            )
+            result.append(dict(domain))
+        # OPEN QUESTION: the answer's shape is not in wrangler's or the SDK's types (wrangler
+        # ignores it); the fake answers the script's domain records.
+        return ok(result)
+
+    def _list_zones(self, req: Request) -> Response:
+        zones = list(self.zones.values())
+        if name := req.query.get("name"):
+            zones = [z for z in zones if z["name"] == name]
+        if account := req.query.get("account.id"):
+            zones = [z for z in zones if z["account"]["id"] == account]
+        # No match: an empty list, as the API answers.
+        return page(zones, int(req.query.get("page") or 1))
+
+    def _list_zone_routes(self, _req: Request, zone_id: str) -> Response:
+        if zone_id not in self.zones:
+            return error(
+                404, 7003, "Could not route to /zones, perhaps your object identifier is invalid?"
+            )
+        return ok([dict(r) for r in self.zone_routes[zone_id]])
 
     # --- Containers ----------------------------------------------------------------------------
     def _containers_gate(self) -> Response | None:
@@ -1272,6 +1406,47 @@ class CloudflareApi:
 
     def _accounts(self, _req: Request) -> Response:
         return page([{"id": self.account_id, "name": "Test account", "type": "standard"}])
+
+    def _token(self, token_id: str) -> Response:
+        if self.token_policies is None:
+            return error(403, 10000, "Authentication error")
+        if token_id not in {"tok-user", "tok-account"}:
+            return error(404, 1003, "Invalid token id")
+        groups = [{"id": f"g{i}", "name": g} for i, g in enumerate(self.token_policies)]
+        policy = {"id": "p1", "effect": "allow", "resources": {}, "permission_groups": groups}
+        return ok({"id": token_id, "name": "deploy", "status": self.token_status,
+                   "policies": [policy]})  # fmt: skip
+
+    def _create_token(self, req: Request, _a: str) -> Response:
+        """An account-owned token (SDK accounts/tokens/token_create_params.py: name, policies of
+        {effect, permission_groups: [{id}], resources}); the answer carries its value once."""
+        body = req.body if isinstance(req.body, dict) else {}
+        policies = body.get("policies")
+        if not body.get("name") or not isinstance(policies, list) or not policies:
+            return error(400, 1001, "a token needs a name and at least one policy")
+        known = {hashlib.sha256(n.encode()).hexdigest()[:32] for n in self.permission_groups}
+        for policy in policies:
+            if policy.get("effect") not in {"allow", "deny"} or not policy.get("resources"):
+                return error(400, 1001, "each policy needs an effect and resources")
+            for group in policy.get("permission_groups") or []:
+                if group.get("id") not in known:
+                    return error(400, 1001, f"unknown permission group {group.get('id')!r}")
+        token = {
+            "id": self._hex(),
+            "name": body["name"],
+            "status": "active",
+            "value": f"cf-token-value-{len(self.created_tokens)}-{self._hex()[:12]}",
+            "policies": policies,
+        }
+        self.created_tokens.append(token)
+        self.tokens.setdefault(token["value"], set())
+        return ok(token)
+
+    def _get_token(self, _req: Request, token_id: str) -> Response:
+        return self._token(token_id)
+
+    def _get_account_token(self, _req: Request, _a: str, token_id: str) -> Response:
+        return self._token(token_id)
 
     def _verify_account(self, _req: Request, _a: str) -> Response:
         return ok({"id": "tok-account", "status": self.token_status})

@@ -1,12 +1,24 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.infra.cf_api import CloudflareApiServer
-from tests.infra.wrangler_ref import LocalRegistry, start_registry
+from tests.infra.cf_api import CloudflareApi, CloudflareApiServer
+from tests.infra.wrangler_ref import (
+    CONTAINER,
+    REFERENCE_SCRIPT,
+    LocalRegistry,
+    WranglerRun,
+    reference_config,
+    run_deploy,
+    start_registry,
+)
+
+DOCKERIGNORED = ("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")  # container/.dockerignore
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +45,41 @@ def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRe
         yield registry
     finally:
         registry.stop()
+
+
+@pytest.fixture(scope="session")
+def reference_deploy(
+    local_registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[CloudflareApiServer, WranglerRun, WranglerRun]]:
+    """Plain `wrangler deploy` of worker/ with the real sandbox image, twice, on a fresh fake
+    account: the reference both test_wrangler_reference and test_deploy_rehearsal compare with.
+    Built and pushed once per session (the full image's push is the slow part)."""
+    from devstack.images import base_image, sandbox_image
+    from infra.build import image_build_args
+
+    # container/ as it is now: both deploys build the same context even while it is edited.
+    context = tmp_path_factory.mktemp("context") / "container"
+    shutil.copytree(CONTAINER, context, ignore=shutil.ignore_patterns(*DOCKERIGNORED))
+    # The local sandbox build's arguments, so wrangler's build of the same Dockerfile is
+    # answered from podman's layer cache (devstack.images builds it once).
+    base = base_image()
+    sandbox_image(base=base)
+    version = (context / "openclaw.version").read_text().strip()
+    image_vars = {**image_build_args(version), "BASE_IMAGE": base}
+    api = CloudflareApi(registry_login=(local_registry.username, local_registry.password))
+    server = CloudflareApiServer(api).start()
+    work = tmp_path_factory.mktemp("wrangler-ref")
+    config = reference_config(
+        REFERENCE_SCRIPT, image_vars=image_vars, dockerfile=Path(context / "Dockerfile")
+    )
+    try:
+        first = run_deploy(server, local_registry, work / "first", config)
+        assert first.returncode == 0, first.output
+        second = run_deploy(server, local_registry, work / "second", config)
+        assert second.returncode == 0, second.output
+        yield server, first, second
+    finally:
+        server.stop()
 
 
 def _import_quietly() -> None:

@@ -164,3 +164,35 @@ def test_the_http_server_serves_the_same_api() -> None:
         unknown = client.get(f"{server.url}/nothing/here", headers=headers)
         assert unknown.status_code == 404 and unknown.json()["errors"][0]["code"] == 7003
     assert [r.line() for r in server.api.requests][-1] == "GET /client/v4/nothing/here -> 404"
+
+
+def test_zones_by_name_through_the_sdk_and_custom_domain_records(api: CloudflareApi) -> None:
+    import cloudflare
+
+    zone_id = api.add_zone("example.com")
+    c = cloudflare.Cloudflare(api_token=api.token, http_client=api.client(), max_retries=0)
+    # wrangler's look-up (GET /zones?name=&account.id=) parsed by the SDK's Zone model.
+    (zone,) = c.zones.list(name="example.com", account={"id": api.account_id})
+    assert (zone.id, zone.name, zone.account.id) == (zone_id, "example.com", api.account_id)
+    assert list(c.zones.list(name="other.example")) == []  # no match: empty, not an error
+    assert list(c.workers.routes.list(zone_id=zone_id)) == []
+
+    upload(api, "PUT", "w", {"bindings": []})
+    records = f"/accounts/{api.account_id}/workers/scripts/w/domains/records"
+    origins = [{"hostname": "agent.example.com", "zone_id": zone_id}]
+    body = {"override_scope": True, "override_existing_origin": False, "origins": origins}
+    assert call(api, "PUT", records, json=body).status_code == 200
+    (domain,) = c.workers.domains.list(account_id=api.account_id, service="w")
+    assert (domain.hostname, domain.zone_name) == ("agent.example.com", "example.com")
+
+    # Another script may take the hostname only with override_existing_origin.
+    upload(api, "PUT", "v", {"bindings": []})
+    other = f"/accounts/{api.account_id}/workers/scripts/v/domains/records"
+    assert call(api, "PUT", other, json=body).status_code == 409
+    outside = {**body, "origins": [{"hostname": "agent.example.org", "zone_id": zone_id}]}
+    assert call(api, "PUT", records, json=outside).status_code == 400
+    unknown = {**body, "origins": [{"hostname": "agent.example.com", "zone_id": "f" * 32}]}
+    assert call(api, "PUT", records, json=unknown).status_code == 404
+    # override_scope: the origins sent are the script's whole set.
+    assert call(api, "PUT", records, json={**body, "origins": []}).status_code == 200
+    assert api.domains == {}

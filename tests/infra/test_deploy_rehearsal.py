@@ -35,6 +35,7 @@ from tests.infra.cf_api import CloudflareApiServer, Recorded
 from tests.infra.harness import run_under_mocks, unwrap
 from tests.infra.wrangler_ref import (
     LocalRegistry,
+    WranglerRun,
     node_bin_dir,
     reference_config,
     run_deploy,
@@ -50,6 +51,8 @@ SECRETS = {
     "ANTHROPIC_API_KEY": "sk-ant-rehearsal-key-0123456789abcdef",
 }
 VARS = {"SLEEP_AFTER": "10m", "DEBUG_ROUTES": "false", "MODEL_PRIMARY": "anthropic/claude"}
+ZONE = "1" * 32  # what worker_props gives as the zone id of a custom domain
+DOMAIN = "agent.example.com"
 DIGEST_REF = re.compile(r"^127\.0\.0\.1:\d+/[0-9a-f]{32}/[a-z0-9-]+@sha256:[0-9a-f]{64}$")
 
 
@@ -196,7 +199,7 @@ def fresh(
 def comparable(end_state: dict[str, Any]) -> dict[str, Any]:
     """The parts of an end state both deploy paths must agree on (vars and secrets differ by
     design: the reference is worker/wrangler.jsonc, ours the stack's settings)."""
-    (script,) = end_state["scripts"].values()
+    ((name, script),) = end_state["scripts"].items()
     (app,) = end_state["applications"].values()
     kinds = {"durable_object_namespace", "r2_bucket", "browser", "assets"}
     return {
@@ -212,7 +215,8 @@ def comparable(end_state: dict[str, Any]) -> dict[str, Any]:
             "image_is_a_digest_ref": bool(DIGEST_REF.match(app["image"] or "")),
             "instance_type": app["instance_type"],
             "max_instances": app["max_instances"],
-            "durable_object": app["durable_object"],
+            # Bound to this script's Sandbox namespace (the two paths name the Worker apart).
+            "durable_object": app["durable_object"].replace(f"{name}.", "<script>.", 1),
         },
     }
 
@@ -228,6 +232,7 @@ def test_first_deploy_matches_wrangler_and_an_unchanged_one_sends_nothing(
     bundle: build.WorkerBundle,
     base: str,
     tmp_path: Path,
+    reference_deploy: tuple[CloudflareApiServer, WranglerRun, WranglerRun],
 ) -> None:
     context = image_context(tmp_path, "v1")
     ours = engine(fresh, local_registry, workdir)
@@ -237,17 +242,9 @@ def test_first_deploy_matches_wrangler_and_an_unchanged_one_sends_nothing(
     assert re.fullmatch(r"[0-9a-f-]{32,36}", ours.state["version_id"])
     assert "secrets" not in ours.state  # state keeps hashes, never values
 
-    with CloudflareApiServer() as reference:
-        make_bucket(reference, local_registry)
-        config = reference_config(
-            SCRIPT,
-            image_vars={"OPENCLAW_VERSION": "2026.9.6", "BASE_IMAGE": base},
-            dockerfile=context / "Dockerfile",
-        )
-        config["containers"][0]["name"] = SCRIPT  # the name our path gives the application
-        ref = run_deploy(reference, local_registry, tmp_path / "ref", config)
-        assert ref.returncode == 0, ref.output[-3000:]
-        assert comparable(fresh.api.end_state()) == comparable(ref.end_state)
+    # The session's plain `wrangler deploy` of the same Worker (the real image, its own account).
+    _, ref, _ = reference_deploy
+    assert comparable(fresh.api.end_state()) == comparable(ref.end_state)
 
     action, second = ours.up(worker_props(bundle, context, base, fresh.api))
     assert (action, second) == ("same", [])
@@ -326,7 +323,7 @@ def test_changes_roll_out_once_touch_only_what_changed_and_destroy_cleans_up(
     assert ours.provider.read(ours.id, ours.state).id == ""  # Pulumi then plans a re-create
 
 
-def test_a_bad_token_a_missing_permission_and_a_429_storm(
+def test_a_custom_domain_as_wrangler_sets_it_and_the_switch_to_workers_dev_and_back(
     fresh: CloudflareApiServer,
     local_registry: LocalRegistry,
     workdir: Path,
@@ -335,30 +332,155 @@ def test_a_bad_token_a_missing_permission_and_a_429_storm(
     tmp_path: Path,
 ) -> None:
     api = fresh.api
+    api.add_zone("example.com", ZONE)
     context = image_context(tmp_path, "v1")
-    props = worker_props(bundle, context, base, api)
     ours = engine(fresh, local_registry, workdir)
+
+    def up(custom_domain: str) -> tuple[str, list[Recorded]]:
+        return ours.up(worker_props(bundle, context, base, api, custom_domain=custom_domain))
+
+    action, first = up(DOMAIN)
+    assert action == "create"
+    # wrangler's custom-domain publish: the zone's routes read for conflicts, then one PUT of
+    # the origins (a CI deploy overrides an existing origin or DNS record without asking).
+    assert [r.line() for r in first if "/zones/" in r.path] == [
+        f"GET /client/v4/zones/{ZONE}/workers/routes -> 200"
+    ]
+    (publish,) = [r for r in first if r.path.endswith("/domains/records")]
+    assert publish.method == "PUT" and publish.body["origins"] == [
+        {"hostname": DOMAIN, "zone_id": ZONE}
+    ]
+    assert publish.body["override_existing_origin"] is True
+    assert api.end_state()["domains"] == [(DOMAIN, SCRIPT)]
+    assert api.end_state()["scripts"][SCRIPT]["workers_dev"] is False
+
+    # Plain wrangler with the same route leaves the same end state.
+    with CloudflareApiServer() as reference:
+        make_bucket(reference, local_registry)
+        reference.api.add_zone("example.com", ZONE)
+        config = reference_config(
+            SCRIPT,
+            image_vars={"OPENCLAW_VERSION": "2026.9.6", "BASE_IMAGE": base},
+            dockerfile=context / "Dockerfile",
+        )
+        config["workers_dev"] = False
+        config["routes"] = [{"pattern": DOMAIN, "custom_domain": True, "zone_id": ZONE}]
+        ref = run_deploy(reference, local_registry, tmp_path / "ref", config)
+        assert ref.returncode == 0, ref.output[-3000:]
+    assert comparable(api.end_state()) == comparable(ref.end_state)
+    assert api.end_state()["domains"] == ref.end_state["domains"]
+
+    assert up(DOMAIN) == ("same", [])
+
+    # Back to workers.dev: wrangler turns the route on and sends no domain request at all, so
+    # our path removes the domain the stack no longer names. Nothing is rolled out.
+    (domain_id,) = api.domains
+    action, sent = up("")
+    assert action == "update"
+    assert [r.line() for r in sent if "/domains" in r.path and r.mutating] == [
+        f"DELETE /client/v4/accounts/{api.account_id}/workers/domains/{domain_id} -> 200"
+    ]
+    assert api.end_state()["domains"] == []
+    assert api.end_state()["scripts"][SCRIPT]["workers_dev"] is True
+    assert api.rollouts == []
+    assert up("") == ("same", [])
+
+    # ... and to the custom domain again.
+    action, _ = up(DOMAIN)
+    assert action == "update"
+    assert api.end_state()["domains"] == [(DOMAIN, SCRIPT)]
+    assert api.end_state()["scripts"][SCRIPT]["workers_dev"] is False
+    assert up(DOMAIN) == ("same", [])
+
+    # Destroy takes the domain with the Worker.
+    assert ours.state is not None
+    ours.provider.delete(ours.id, ours.state)
+    assert api.domains == {} and api.scripts == {} and api.apps == {}
+
+
+# What wrangler asks after a 403 to say whose token it is.
+WHOAMI = {"/user/tokens/verify", "/user", "/memberships", "/accounts"}
+RATE_LIMITED = {"code": 971, "message": "Please wait and consider throttling your request speed"}
+
+
+def test_a_bad_token_a_missing_permission_and_a_429_storm(
+    fresh: CloudflareApiServer,
+    local_registry: LocalRegistry,
+    workdir: Path,
+    bundle: build.WorkerBundle,
+    base: str,
+    tmp_path: Path,
+) -> None:
+    """The token failures, once for both modules: what wrangler sends (where it stops, what it
+    retries) and the sentence our deploy path makes of it."""
+    api = fresh.api
+    context = image_context(tmp_path, "v1")
+    # `adopt` skips the provider's own look-up before a create (the SDK's errors are mapped by
+    # infra/dynamic/cf.py, tested with it), so every request here is wrangler's.
+    props = {**worker_props(bundle, context, base, api), "adopt": True}
+    ours = engine(fresh, local_registry, workdir)
+
+    # A bad token: the deploy ends at wrangler's first request.
     wrong = {**props, "api_token": "wrong-token-0123456789abcdef"}
+    mark = api.mark()
     with pytest.raises(wd.WranglerError) as err:
         ours.provider.create(ours.check(wrong))
     assert "the API token was rejected" in str(err.value)
     assert "wrong-token-0123456789abcdef" not in str(err.value)
+    assert [r.status for r in api.since(mark)] == [401]
 
+    # A 429 on a read is not retried by wrangler: the deploy stops before changing anything.
+    mark = api.mark()
+    api.fail("GET", r"/workers/services/", 429, headers={"Retry-After": "1"}, **RATE_LIMITED)
+    with pytest.raises(wd.WranglerError, match="still rate limited"):
+        ours.provider.create(ours.check(props))
+    sent = api.since(mark)
+    assert sent[0].status == 429 and mutating(sent) == []
+
+    # No Workers permission: refused at the first request; wrangler then only asks whose token
+    # it is.
+    api.revoke("workers")
+    mark = api.mark()
+    with pytest.raises(wd.WranglerError) as err:
+        ours.provider.create(ours.check(props))
+    assert "lacks the 'Workers Scripts Write' permission" in str(err.value)
+    sent = api.since(mark)
+    assert sent[0].status == 403 and sent[0].path.endswith(f"/services/{SCRIPT}")
+    assert {r.path.removeprefix("/client/v4") for r in sent[1:]} <= WHOAMI
+    assert mutating(sent) == [] and api.scripts == {}
+    api.tokens[api.token].add("workers")
+
+    # No Containers permission: the Worker is uploaded, then the image step is refused; no
+    # application is made (a failed first deploy is not all-or-nothing).
     api.revoke("containers")
+    mark = api.mark()
     with pytest.raises(wd.WranglerError) as err:
         ours.provider.create(ours.check(props))
     assert "lacks the 'Containers Write' permission" in str(err.value)
+    sent = api.since(mark)
+    assert next(r for r in sent if r.status == 403).path.endswith("/containers/me")
+    assert not [r for r in sent if r.mutating and "/containers/" in r.path]
+    assert SCRIPT in api.scripts and api.apps == {}
     api.tokens[api.token].add("containers")
 
-    # 971: the API's "Please wait and consider throttling your request speed".
-    storm = {"headers": {"Retry-After": "1"}, "code": 971, "message": "Please wait"}
-    api.fail("PUT", rf"/workers/scripts/{SCRIPT}$", 429, times=2, **storm)
-    created = ours.provider.create(ours.check(props))  # wrangler waits and retries
-    assert created.outs is not None and len(api.calls("PUT", rf"/workers/scripts/{SCRIPT}$")) >= 3
-    api.fail("PUT", rf"/workers/scripts/{SCRIPT}$", 429, times=99, **storm)
+    # Two 429s on the upload: wrangler waits (Retry-After) and retries; the deploy completes.
+    api.fail("PUT", rf"/workers/scripts/{SCRIPT}$", 429, times=2, headers={"Retry-After": "1"},
+             **RATE_LIMITED)  # fmt: skip
+    mark = api.mark()
+    created = ours.provider.create(ours.check(props))
+    assert created.outs is not None and len(api.apps) == 1
+    puts = [r.status for r in api.since(mark) if r.method == "PUT" and r.path.endswith(SCRIPT)]
+    assert puts == [429, 429, 200]
+
+    # A storm: three attempts, then one sentence that says to wait.
+    api.fail("PUT", rf"/workers/scripts/{SCRIPT}$", 429, times=99, headers={"Retry-After": "1"},
+             **RATE_LIMITED)  # fmt: skip
     changed = {**props, "vars": {**props["vars"], "SLEEP_AFTER": "30m"}}
+    mark = api.mark()
     with pytest.raises(wd.WranglerError, match="still rate limited"):
         ours.provider.update(created.id, created.outs, ours.check(changed))
+    puts = [r.status for r in api.since(mark) if r.method == "PUT" and r.path.endswith(SCRIPT)]
+    assert puts == [429, 429, 429]
 
 
 def test_the_versions_api_path_is_refused_where_ours_is_not(

@@ -17,6 +17,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from infra.dynamic import worker_deploy as wd
+from tests.infra.cf_api import CloudflareApi
 from tests.infra.harness import run_program_full, unwrap
 
 pytestmark = pytest.mark.timeout(60)
@@ -154,11 +155,17 @@ class Recorder(wd.WranglerRunner):
         raise wd.WranglerError("recorded")  # stop before the SDK read of the result
 
 
+def fake_api(props: dict[str, Any]) -> CloudflareApi:
+    """A fresh fake account the props' token and account id fit (tests/infra/cf_api.py)."""
+    return CloudflareApi(token=props["api_token"], account_id=props["account_id"])
+
+
 def test_secrets_reach_wrangler_only_through_a_0600_file_that_is_removed() -> None:
     props = checked(deploy_props("dev"))
     recorder = Recorder()
+    provider = wd.WorkerDeployProvider(runner=recorder, http_client_factory=fake_api(props).client)
     with pytest.raises(wd.WranglerError, match="recorded"):
-        wd.WorkerDeployProvider(runner=recorder).create(props)
+        provider.create(props)
     (seen,) = recorder.seen
     assert seen["secrets_mode"] == 0o600 and seen["dir_mode"] == 0o700
     assert seen["secrets"] == props["secrets"]
@@ -217,3 +224,40 @@ def test_a_token_change_alone_runs_nothing() -> None:
 )
 def test_wrangler_failures_become_one_sentence(log: str, expected: str) -> None:
     assert expected in wd.explain_wrangler_failure(log, "wrangler deploy 'w'")
+
+
+def test_create_refuses_a_live_worker_it_did_not_make_unless_the_stack_adopts_it() -> None:
+    """A stack made by the old deploy path: its script and application are live under the same
+    names. The create stops before wrangler runs (so before the engine's deletes of the old
+    resources), and says which command fixes it; with `adopt` it deploys over them."""
+    props = checked(deploy_props("dev"))
+    api = fake_api(props)
+    with api.client() as http:
+        files = {
+            "metadata": (None, json.dumps({"main_module": "index.js"}), "application/json"),
+            "index.js": ("index.js", b"export default {}", "application/javascript+module"),
+        }
+        url = f"https://api.cloudflare.com/client/v4/accounts/{api.account_id}/workers/scripts/"
+        answer = http.put(url + props["script_name"], files=files,
+                          headers={"Authorization": f"Bearer {api.token}"})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+    recorder = Recorder()
+    provider = wd.WorkerDeployProvider(runner=recorder, http_client_factory=api.client)
+    mark = api.mark()
+    with pytest.raises(wd.WranglerError) as err:
+        provider.create(props)
+    message = str(err.value)
+    assert f"Worker {props['script_name']!r}" in message
+    assert "python -m ops adopt --stack dev" in message and "nothing was deployed" in message
+    assert recorder.seen == [] and not [r for r in api.since(mark) if r.mutating]
+
+    # An application of that name alone (the old path's, its script already gone) also stops it.
+    del api.scripts[props["script_name"]]
+    api.apps["app"] = {"id": "app", "name": props["app_name"]}
+    with pytest.raises(wd.WranglerError, match="container application"):
+        provider.create(props)
+    assert recorder.seen == []
+
+    with pytest.raises(wd.WranglerError, match="recorded"):
+        provider.create({**props, "adopt": True})
+    assert len(recorder.seen) == 1  # adopted: wrangler deploys over it

@@ -39,45 +39,33 @@ PUT the script again (a new version and deployment, no `migrations`: the tag is 
 rebuilt from the layer cache and not pushed ("Image already exists remotely, skipping push"),
 and the container application is left alone ("no changes": no PATCH, no rollout).
 
-Refusals: a bad token ends the deploy at request 1 (401, wrangler shows "Unable to
-authenticate request [code: 10001]"); a token without Workers permission at request 1 (403,
-then GET /user/tokens/verify, /user, /memberships, /accounts to say whose token it is);
-a token without Containers permission uploads the Worker and then fails at 13 (403), leaving
-a deployed script with no container application; GET requests are not retried on 429 (the
-deploy stops), the script upload is retried twice honouring Retry-After and then fails.
+Refusals (asserted once, in test_deploy_rehearsal.py, where wrangler runs under our deploy
+path): a bad token ends the deploy at request 1 (401, wrangler shows "Unable to authenticate
+request [code: 10001]"); a token without Workers permission at request 1 (403, then GET
+/user/tokens/verify, /user, /memberships, /accounts to say whose token it is); a token without
+Containers permission uploads the Worker and then fails at 13 (403), leaving a deployed script
+with no container application; GET requests are not retried on 429 (the deploy stops), the
+script upload is retried twice honouring Retry-After and then fails.
+
+The reference deploy itself (the real sandbox image, built and pushed once per session) is the
+session fixture `reference_deploy` in tests/infra/conftest.py.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devstack.images import base_image, sandbox_image
-from infra.build import image_build_args
-from tests.infra.cf_api import CloudflareApi, CloudflareApiServer
-from tests.infra.wrangler_ref import (
-    CONTAINER,
-    LocalRegistry,
-    WranglerRun,
-    reference_config,
-    request_sequence,
-    run_deploy,
-)
+from tests.infra.cf_api import CloudflareApiServer
+from tests.infra.wrangler_ref import REFERENCE_SCRIPT, LocalRegistry, WranglerRun, request_sequence
 
 # The module's fixture builds (or finds) the image and deploys twice.
 pytestmark = pytest.mark.timeout(900)
 
-SCRIPT = "moltworker-ref"
-DOCKERIGNORED = ("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")  # container/.dockerignore
+SCRIPT = REFERENCE_SCRIPT
 APP = f"{SCRIPT}-sandbox"  # wrangler's default application name: <worker>-<class, lower case>
-
-# What wrangler asks after a 403 to say whose token it is.
-WHOAMI = {"/user/tokens/verify", "/user", "/memberships", "/accounts"}
 
 FIRST_DEPLOY = [
     "GET /accounts/{account}/workers/services/{script}",
@@ -119,58 +107,11 @@ SECOND_DEPLOY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def container_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """container/ as it is now: both deploys build the same context even while it is edited."""
-    copy = tmp_path_factory.mktemp("context") / "container"
-    shutil.copytree(CONTAINER, copy, ignore=shutil.ignore_patterns(*DOCKERIGNORED))
-    return copy
-
-
-@pytest.fixture(scope="module")
-def image_vars(container_copy: Path) -> dict[str, str]:
-    """The build arguments the local sandbox build uses, so wrangler's build of the same
-    Dockerfile is answered from podman's layer cache (devstack.images builds it once)."""
-    base = base_image()
-    sandbox_image(base=base)
-    version = (container_copy / "openclaw.version").read_text().strip()
-    return {**image_build_args(version), "BASE_IMAGE": base}
-
-
-@pytest.fixture(scope="module")
-def small_image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """A one-layer image on the same base, for runs whose point is the API flow, not the
-    sandbox: its build and push take a second instead of the sandbox's half minute."""
-    context = tmp_path_factory.mktemp("small-image")
-    (context / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nEXPOSE 8080\n")
-    return context / "Dockerfile", {"BASE_IMAGE": base_image()}
-
-
-def new_server(registry: LocalRegistry) -> CloudflareApiServer:
-    api = CloudflareApi(registry_login=(registry.username, registry.password))
-    return CloudflareApiServer(api).start()
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def reference(
-    local_registry: LocalRegistry,
-    image_vars: dict[str, str],
-    container_copy: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[CloudflareApiServer, WranglerRun, WranglerRun]]:
-    server = new_server(local_registry)
-    work = tmp_path_factory.mktemp("wrangler-ref")
-    config = reference_config(
-        SCRIPT, image_vars=image_vars, dockerfile=container_copy / "Dockerfile"
-    )
-    try:
-        first = run_deploy(server, local_registry, work / "first", config)
-        assert first.returncode == 0, first.output
-        second = run_deploy(server, local_registry, work / "second", config)
-        assert second.returncode == 0, second.output
-        yield server, first, second
-    finally:
-        server.stop()
+    reference_deploy: tuple[CloudflareApiServer, WranglerRun, WranglerRun],
+) -> tuple[CloudflareApiServer, WranglerRun, WranglerRun]:
+    return reference_deploy
 
 
 def test_first_deploy_leaves_the_worker_its_namespace_and_one_application(
@@ -277,108 +218,3 @@ def test_a_second_identical_deploy_uploads_again_but_leaves_the_application(
         assert request_sequence(second, server, SCRIPT) == expected
         (rollout,) = server.api.rollouts
         assert rollout["request"]["target_configuration"]["image"] != image
-
-
-def test_a_bad_token_stops_at_the_first_request(
-    local_registry: LocalRegistry, image_vars: dict[str, str], tmp_path: Path
-) -> None:
-    server = new_server(local_registry)
-    try:
-        token = "not-the-account-token-0123456789"
-        config = reference_config(SCRIPT, image_vars=image_vars)
-        run = run_deploy(server, local_registry, tmp_path / "run", config, token=token)
-    finally:
-        server.stop()
-    assert run.returncode != 0
-    assert [r.status for r in run.requests] == [401]
-    assert "Unable to authenticate request [code: 10001]" in run.output
-    assert token not in run.output
-    assert run.end_state["scripts"] == {} and run.end_state["applications"] == {}
-
-
-def test_a_token_without_workers_permission_stops_at_the_first_request(
-    local_registry: LocalRegistry, image_vars: dict[str, str], tmp_path: Path
-) -> None:
-    server = new_server(local_registry)
-    server.api.revoke("workers")
-    try:
-        run = run_deploy(
-            server,
-            local_registry,
-            tmp_path / "run",
-            reference_config(SCRIPT, image_vars=image_vars),
-        )
-    finally:
-        server.stop()
-    assert run.returncode != 0
-    assert run.requests[0].status == 403 and run.requests[0].path.endswith(f"/services/{SCRIPT}")
-    # Then wrangler asks who the token belongs to, to print it; it changes nothing.
-    assert {r.path.removeprefix("/client/v4") for r in run.requests[1:]} <= WHOAMI
-    assert run.mutating == []
-    assert "Authentication error [code: 10000]" in run.output
-    assert run.end_state["scripts"] == {}
-
-
-def test_a_token_without_containers_permission_leaves_a_worker_without_its_application(
-    local_registry: LocalRegistry, image_vars: dict[str, str], tmp_path: Path
-) -> None:
-    server = new_server(local_registry)
-    server.api.revoke("containers")
-    try:
-        run = run_deploy(
-            server,
-            local_registry,
-            tmp_path / "run",
-            reference_config(SCRIPT, image_vars=image_vars),
-        )
-    finally:
-        server.stop()
-    assert run.returncode != 0
-    failed = [r for r in run.requests if r.status == 403]
-    assert failed[0].path.endswith("/containers/me")
-    assert not [r for r in run.mutating if "/containers/" in r.path]
-    assert SCRIPT in run.end_state["scripts"]  # the upload went through before the image step
-    assert run.end_state["applications"] == {}
-
-
-def test_429_on_the_upload_is_retried_honouring_retry_after_then_a_storm_fails(
-    local_registry: LocalRegistry, small_image: tuple[Path, dict[str, str]], tmp_path: Path
-) -> None:
-    dockerfile, image_vars = small_image
-    config = reference_config(SCRIPT, image_vars=image_vars, dockerfile=dockerfile)
-    upload = r"/workers/scripts/[^/]+$"
-    rate_limited = {
-        "code": 971,
-        "message": "Please wait and consider throttling your request speed",
-    }
-    server = new_server(local_registry)
-    try:
-        server.api.fail("PUT", upload, 429, times=2, headers={"Retry-After": "1"}, **rate_limited)
-        recovered = run_deploy(server, local_registry, tmp_path / "recovered", config)
-    finally:
-        server.stop()
-    assert recovered.returncode == 0, recovered.output
-    assert [r.status for r in recovered.requests if r.method == "PUT"] == [429, 429, 200]
-    assert recovered.output.count('Received a "Retry-After" header') == 2
-    assert APP in recovered.end_state["applications"]
-
-    server = new_server(local_registry)
-    try:
-        server.api.fail("PUT", upload, 429, times=99, headers={"Retry-After": "1"}, **rate_limited)
-        storm = run_deploy(server, local_registry, tmp_path / "storm", config)
-    finally:
-        server.stop()
-    assert storm.returncode != 0
-    assert [r.status for r in storm.requests if r.method == "PUT"] == [429, 429, 429]
-    assert storm.end_state["scripts"] == {} and storm.end_state["applications"] == {}
-    # The bucket was created before the upload: a failed first deploy is not all-or-nothing.
-    assert storm.end_state["buckets"] == [f"{SCRIPT}-data"]
-
-    server = new_server(local_registry)
-    try:
-        server.api.fail("GET", r"/workers/services/", 429, times=1, headers={"Retry-After": "1"})
-        read = run_deploy(server, local_registry, tmp_path / "read", config)
-    finally:
-        server.stop()
-    assert read.returncode != 0
-    assert read.requests[0].status == 429 and read.mutating == []

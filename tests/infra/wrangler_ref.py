@@ -38,6 +38,7 @@ CONTAINER = ROOT / "container"
 WRANGLER = WORKER / "node_modules" / ".bin" / "wrangler"
 DOCKER_SHIM = ROOT / "infra" / "docker_shim.py"
 REGISTRY_BIN = Path("/usr/bin/docker-registry")
+REFERENCE_SCRIPT = "moltworker-ref"  # the session's reference deploy (tests/infra/conftest.py)
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.oci.image.manifest.v1+json",

@@ -22,6 +22,7 @@ class MemoryStack:
     config: dict[str, str] = field(default_factory=dict)  # the local Pulumi.<stack>.yaml
     deployed_config: dict[str, str] | None = None  # the config of the last deployment
     outputs: dict[str, Any] = field(default_factory=dict)
+    resources: list[dict[str, Any]] = field(default_factory=list)  # `pulumi stack export`
 
 
 @dataclass
@@ -82,6 +83,28 @@ class MemoryPulumi:
     def destroy_and_remove(self, stack: str) -> None:
         self.calls.append(("destroy_and_remove", stack))
         del self.stacks[stack]
+
+    def stack_export(self, stack: str) -> dict[str, Any]:
+        self.calls.append(("stack_export", stack))
+        resources = [dict(r) for r in self._stack(stack).resources]
+        return {"version": 3, "deployment": {"manifest": {}, "resources": resources}}
+
+    def state_delete(self, stack: str, urn: str, *, force: bool = False) -> None:
+        """As the CLI: refuses a URN that is missing, protected without force, or still the
+        parent, provider or dependency of another resource in the state."""
+        self.calls.append(("state_delete", stack, urn, *(["--force"] if force else [])))
+        resources = self._stack(stack).resources
+        target = next((r for r in resources if r["urn"] == urn), None)
+        if target is None:
+            raise OpsError(f"`pulumi state delete` failed: No such resource {urn!r} exists.")
+        if target.get("protect") and not force:
+            raise OpsError(f"`pulumi state delete` failed: {urn} is protected.")
+        for r in resources:
+            refs = {r.get("parent"), str(r.get("provider") or "").rsplit("::", 1)[0]}
+            refs |= set(r.get("dependencies") or [])
+            if urn in refs:
+                raise OpsError(f"`pulumi state delete` failed: {r['urn']} depends on {urn}.")
+        resources.remove(target)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The preflight against the simulated Cloudflare API and fake local tools."""
+"""`python -m ops doctor`: the preflight against the fake Cloudflare API (tests/infra/cf_api.py)
+and fake local tools."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ops_fakes import Cli
 
-from infra import doctor
-from tests.infra.cf_sim import CloudflareSim
+from ops import doctor
+from tests.infra.cf_api import CloudflareApi
 from tests.infra.harness import ROOT, stack_config
 
 pytestmark = pytest.mark.timeout(60)
@@ -71,15 +73,15 @@ def cli_config(
 
 
 @pytest.fixture
-def sim() -> CloudflareSim:
-    return CloudflareSim(
+def sim() -> CloudflareApi:
+    return CloudflareApi(
         token=GOOD_SECRETS["cloudflare:apiToken"],
         account_id="0" * 32,
         workers_subdomain="your-subdomain",
     )
 
 
-def checks(sim: CloudflareSim, machine: Machine) -> list[doctor.Finding]:
+def checks(sim: CloudflareApi, machine: Machine) -> list[doctor.Finding]:
     return doctor.run_checks(
         "dev", which=machine.which, run=machine.run, http_client_factory=sim.client
     )
@@ -89,7 +91,7 @@ def failures(findings: list[doctor.Finding]) -> list[str]:
     return [f.message for f in findings if not f.ok]
 
 
-def test_a_ready_machine_and_account_pass(sim: CloudflareSim) -> None:
+def test_a_ready_machine_and_account_pass(sim: CloudflareApi) -> None:
     machine = Machine(cli_config(GOOD_SECRETS), tools={"pulumi", "docker"}, daemon=True)
     findings = checks(sim, machine)
     assert failures(findings) == []
@@ -111,7 +113,7 @@ def test_a_ready_machine_and_account_pass(sim: CloudflareSim) -> None:
     assert not any(v in printed for v in GOOD_SECRETS.values())
 
 
-def test_missing_tools_and_daemon(sim: CloudflareSim) -> None:
+def test_missing_tools_and_daemon(sim: CloudflareApi) -> None:
     machine = Machine(cli_config(GOOD_SECRETS), tools={"pulumi", "docker"}, daemon=False)
     assert any(
         "no daemon answers" in m and "systemctl start docker" in m
@@ -133,16 +135,16 @@ def test_missing_tools_and_daemon(sim: CloudflareSim) -> None:
             "`pulumi config set workersSubdomain bob`",
         ),
         (
-            lambda s: s.token_permissions.discard("r2"),
+            lambda s: s.revoke("r2"),
             "lacks the 'Workers R2 Storage Write' permission",
         ),
         (
-            lambda s: s.token_permissions.discard("containers"),
+            lambda s: s.revoke("containers"),
             "lacks the 'Containers Write' permission",
         ),
         (lambda s: setattr(s, "token_status", "expired"), "the API token is expired"),
-        (lambda s: s.token_permissions.discard("ai"), "lacks the 'AI Gateway Edit' permission"),
-        (lambda s: s.token_permissions.discard("tokens"), "'Account API Tokens Write'"),
+        (lambda s: s.revoke("ai"), "lacks the 'AI Gateway Edit' permission"),
+        (lambda s: s.revoke("tokens"), "'Account API Tokens Write'"),
         (
             lambda s: s.permission_groups.remove("AI Gateway Run"),
             "no permission group ['AI Gateway Run']",
@@ -150,7 +152,7 @@ def test_missing_tools_and_daemon(sim: CloudflareSim) -> None:
     ],
 )
 def test_account_problems_are_named_with_the_fix(
-    sim: CloudflareSim, setup: Callable[[CloudflareSim], object], expected: str
+    sim: CloudflareApi, setup: Callable[[CloudflareApi], object], expected: str
 ) -> None:
     setup(sim)
     machine = Machine(cli_config(GOOD_SECRETS), tools={"pulumi", "docker"}, daemon=True)
@@ -158,7 +160,7 @@ def test_account_problems_are_named_with_the_fix(
     assert len(found) == 1 and expected in found[0], found
 
 
-def test_a_rejected_token_stops_the_account_checks(sim: CloudflareSim) -> None:
+def test_a_rejected_token_stops_the_account_checks(sim: CloudflareApi) -> None:
     secrets = dict(GOOD_SECRETS, **{"cloudflare:apiToken": "x" * 40})
     machine = Machine(cli_config(secrets), tools={"pulumi", "docker"}, daemon=True)
     found = failures(checks(sim, machine))
@@ -190,7 +192,7 @@ def test_a_rejected_token_stops_the_account_checks(sim: CloudflareSim) -> None:
     ],
 )
 def test_swapped_or_malformed_secrets_are_flagged(
-    sim: CloudflareSim, key: str, value: str, expected: str
+    sim: CloudflareApi, key: str, value: str, expected: str
 ) -> None:
     machine = Machine(
         cli_config(dict(GOOD_SECRETS, **{key: value})), tools={"pulumi", "docker"}, daemon=True
@@ -200,7 +202,7 @@ def test_swapped_or_malformed_secrets_are_flagged(
     assert value.strip() not in found[0]
 
 
-def test_plaintext_secret_and_missing_config(sim: CloudflareSim) -> None:
+def test_plaintext_secret_and_missing_config(sim: CloudflareApi) -> None:
     config = cli_config(GOOD_SECRETS, plaintext=("moltworker:anthropicApiKey",))
     del config["moltworker:adminEmails"]
     machine = Machine(config, tools={"pulumi", "docker"}, daemon=True)
@@ -209,7 +211,7 @@ def test_plaintext_secret_and_missing_config(sim: CloudflareSim) -> None:
     assert any(m.startswith("moltworker:adminEmails: no admin") for m in found)
 
 
-def test_without_the_cli_it_reads_the_stack_file(tmp_path: Path, sim: CloudflareSim) -> None:
+def test_without_the_cli_it_reads_the_stack_file(tmp_path: Path, sim: CloudflareApi) -> None:
     text = (ROOT / "Pulumi.dev.yaml").read_text()
     text += "  cloudflare:apiToken:\n    secure: v1:AAAAencrypted\n"
     (tmp_path / "Pulumi.dev.yaml").write_text(text)
@@ -223,19 +225,29 @@ def test_without_the_cli_it_reads_the_stack_file(tmp_path: Path, sim: Cloudflare
     assert sim.requests == []
 
 
-def test_main_prints_one_line_per_finding_and_exits_non_zero(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_the_ops_command_prints_one_line_per_finding_and_exits_non_zero(
+    monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
-    monkeypatch.setattr(
-        doctor,
-        "run_checks",
-        lambda _stack: [doctor.Finding(True, "fine"), doctor.Finding(False, "broken; fix it")],
-    )
-    assert doctor.main(["--stack", "dev"]) == 1
-    out = capsys.readouterr().out.splitlines()
-    assert out[:2] == ["ok    fine", "FAIL  broken; fix it"]
-    monkeypatch.setattr(doctor, "run_checks", lambda _stack: [doctor.Finding(True, "fine")])
-    assert doctor.main(["--stack", "dev"]) == 0
+    seen: list[tuple[str, Path]] = []
+
+    def fake_checks(stack: str, *, root: Path) -> list[doctor.Finding]:
+        seen.append((stack, root))
+        return [doctor.Finding(True, "fine"), doctor.Finding(False, "broken; fix it")]
+
+    monkeypatch.setattr(doctor, "run_checks", fake_checks)
+    run = cli("doctor", "--stack", "prod")
+    assert run.code == 1 and seen == [("prod", ROOT)]
+    assert run.out.splitlines()[:2] == ["ok    fine", "FAIL  broken; fix it"]
+    monkeypatch.setattr(doctor, "run_checks", lambda _s, root: [doctor.Finding(True, "fine")])
+    run = cli("doctor", "--stack", "prod")
+    assert run.code == 0 and "ready for `pulumi up`" in run.out
+
+    def unreadable(_stack: str, *, root: Path) -> list[doctor.Finding]:
+        raise SystemExit("FAIL  no Pulumi.prod.yaml; create the stack: `pulumi stack init prod`")
+
+    monkeypatch.setattr(doctor, "run_checks", unreadable)
+    run = cli("doctor", "--stack", "prod")
+    assert run.code == 1 and "pulumi stack init prod" in run.err
 
 
 def test_the_pinned_wrangler_must_be_installed(tmp_path: Path) -> None:
@@ -276,7 +288,7 @@ def test_the_container_cli_wrangler_runs(tmp_path: Path) -> None:
     assert doctor.check_builder(docker.which, docker.run, env={}).ok
 
 
-def test_resources_of_the_old_deploy_path_in_state_are_named_with_the_commands() -> None:
+def test_resources_of_the_old_deploy_path_in_state_point_to_ops_adopt() -> None:
     urn = (
         "urn:pulumi:dev::moltworker::moltworker:worker:Worker$cloudflare:index/worker:Worker"
         "::worker-script"
@@ -293,38 +305,19 @@ def test_resources_of_the_old_deploy_path_in_state_are_named_with_the_commands()
     machine = Machine({}, tools={"pulumi"}, daemon=True, state=state)
     found = doctor.check_legacy_state("dev", machine.which, machine.run)
     assert not found.ok
-    assert f"pulumi state delete '{urn}' --stack dev --yes" in found.message
-    assert kept not in found.message  # the data is never touched
+    assert "1 resource(s) of the old deploy path" in found.message
+    assert "`python -m ops adopt --stack dev`" in found.message
     fresh = Machine({}, tools={"pulumi"}, daemon=True)
     assert doctor.check_legacy_state("dev", fresh.which, fresh.run).ok
 
 
-def _with_token_policies(sim: CloudflareSim, groups: list[str]) -> Callable[[], httpx.Client]:
-    """The sim, plus the one call it lacks: the token reading its own policies."""
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET" and request.url.path.endswith("/tokens/tok-user"):
-            policy = {
-                "id": "p1",
-                "effect": "allow",
-                "resources": {},
-                "permission_groups": [{"id": f"g{i}", "name": g} for i, g in enumerate(groups)],
-            }
-            return httpx.Response(
-                200,
-                json={
-                    "success": True,
-                    "errors": [],
-                    "messages": [],
-                    "result": {"id": "tok-user", "name": "deploy", "policies": [policy]},
-                },
-            )
-        return sim.handle(request)
-
-    return lambda: httpx.Client(transport=httpx.MockTransport(handle))
+def _with_token_policies(sim: CloudflareApi, groups: list[str]) -> Callable[[], httpx.Client]:
+    """The fake API, its token allowed to read its own policy (these permission groups)."""
+    sim.token_policies = groups
+    return sim.client
 
 
-def test_the_tokens_own_permissions_name_what_the_deploy_lacks(sim: CloudflareSim) -> None:
+def test_the_tokens_own_permissions_name_what_the_deploy_lacks(sim: CloudflareApi) -> None:
     machine = Machine(cli_config(GOOD_SECRETS), tools={"pulumi", "docker"}, daemon=True)
     run = lambda groups: doctor.run_checks(  # noqa: E731
         "dev",
@@ -335,6 +328,35 @@ def test_the_tokens_own_permissions_name_what_the_deploy_lacks(sim: CloudflareSi
     assert failures(run(["Workers Scripts Write", "Containers Write"])) == []
     (missing,) = failures(run(["Workers Scripts Read", "Containers Write"]))
     assert "lacks 'Workers Scripts Write'" in missing and "PUT /workers/scripts" in missing
-    # The plain sim cannot show the token's policies: a warning with the names, not a failure.
+    # A token that may not read itself (no 'API Tokens Read'): a warning with the names.
+    sim.token_policies = None
     warned = [f for f in checks(sim, machine) if f.warning and "own permissions" in f.message]
     assert warned and "'Workers Scripts Write' and 'Containers Write'" in warned[0].message
+
+
+def test_the_deploy_permissions_are_the_ones_the_deploy_path_names() -> None:
+    from infra.dynamic.worker_deploy import CONTAINERS_PERMISSION, SCRIPT_PERMISSION
+
+    assert doctor.DEPLOY_PERMISSIONS == (SCRIPT_PERMISSION, CONTAINERS_PERMISSION)
+
+
+def test_the_credential_formats_are_the_policy_packs(sim: CloudflareApi) -> None:
+    """One table (policies/secret_shapes.py): a value the preflight takes as a key's format is
+    one the policy pack would refuse as a plain Worker var, and each key has a format."""
+    from policies.secret_shapes import CREDENTIAL_FORMATS, secret_shape
+
+    samples = {
+        "moltworker:anthropicApiKey": GOOD_SECRETS["moltworker:anthropicApiKey"],
+        "moltworker:openaiApiKey": GOOD_SECRETS["moltworker:openaiApiKey"],
+        "moltworker:telegramBotToken": GOOD_SECRETS["moltworker:telegramBotToken"],
+        "moltworker:slackBotToken": "xoxb-" + "1" * 12 + "-" + "a" * 24,
+        "moltworker:slackAppToken": "xapp-1-" + "A" * 30,
+        "moltworker:discordBotToken": "M" + "a" * 25 + "." + "b" * 6 + "." + "c" * 30,
+    }
+    assert set(doctor.SECRET_FORMATS) == {*samples, "cloudflare:apiToken"}
+    for key, value in samples.items():
+        kind = doctor.SECRET_FORMATS[key]
+        assert CREDENTIAL_FORMATS[kind].is_whole(value), key
+        assert secret_shape(value) is not None, key
+    config = doctor.StackConfig(dict(samples), set(samples), set(), "test")
+    assert [f.message for f in doctor.check_secrets(config) if not f.ok] == []

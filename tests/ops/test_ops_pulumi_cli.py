@@ -142,3 +142,26 @@ def test_a_hanging_cli_times_out(cli: PulumiCli, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(subprocess, "run", hang)
     with pytest.raises(OpsError, match="did not answer within 60s"):
         cli.config("dev")
+
+
+def test_state_export_and_delete_are_state_only_argument_lists(
+    cli: PulumiCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = {"version": 3, "deployment": {"resources": [{"urn": "urn:a", "type": "t"}]}}
+    recorder = Recorder(
+        {("stack", "export"): (0, json.dumps(export), ""), ("state", "delete"): (0, "", "")}
+    )
+    monkeypatch.setattr(subprocess, "run", recorder)
+    assert cli.stack_export("dev") == export
+    cli.state_delete("dev", "urn:pulumi:dev::moltworker::t::a")
+    cli.state_delete("dev", "urn:pulumi:dev::moltworker::t::b", force=True)
+    assert recorder.calls == [
+        ["pulumi", "stack", "export", "--stack", "dev", "--non-interactive"],
+        ["pulumi", "state", "delete", "urn:pulumi:dev::moltworker::t::a", "--stack", "dev",
+         "--yes", "--non-interactive"],
+        ["pulumi", "state", "delete", "urn:pulumi:dev::moltworker::t::b", "--stack", "dev",
+         "--yes", "--force", "--non-interactive"],
+    ]  # fmt: skip
+    recorder.answers[("stack", "export")] = (0, "[]", "")
+    with pytest.raises(OpsError, match="did not print a JSON object"):
+        cli.stack_export("dev")

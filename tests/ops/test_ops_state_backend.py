@@ -8,9 +8,7 @@ import json
 import socket
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import boto3.session
 import cloudflare
@@ -21,7 +19,7 @@ from ops_fakes import Cli
 from ops_s3_refusal import refusing_s3
 
 from ops.state_backend import parse_login_url
-from tests.infra.cf_sim import CloudflareSim, _error, _ok
+from tests.infra.cf_api import CloudflareApi
 
 pytestmark = pytest.mark.s3
 
@@ -29,64 +27,14 @@ ACCOUNT = "c" * 32
 WRITE = "Workers R2 Storage Bucket Item Write"
 
 
-@dataclass
-class StateSim(CloudflareSim):
-    """The infra sim plus the three endpoints `state-bucket create` calls."""
-
-    account_id: str = ACCOUNT
-    buckets: set[str] = field(default_factory=set)
-    tokens: list[dict[str, Any]] = field(default_factory=list)
-
-    def _routes(self) -> list[tuple[str, str, Callable[..., httpx.Response]]]:
-        acct = rf"/accounts/({self.account_id}|[^/]+)"
-        return [
-            ("POST", rf"{acct}/r2/buckets", self._create_bucket),
-            ("GET", rf"{acct}/tokens/permission_groups", self._groups),
-            ("POST", rf"{acct}/tokens", self._create_token),
-            *super()._routes(),
-        ]
-
-    def _create_bucket(self, body: Any, account: str) -> httpx.Response:
-        if err := self._account(account) or self._needs("r2"):
-            return err
-        if body["name"] in self.buckets:
-            return _error(409, 10004, "The bucket you tried to create already exists.")
-        self.buckets.add(body["name"])
-        return _ok({"name": body["name"], "creation_date": "2026-11-22T00:00:00Z"})
-
-    def _groups(self, _body: Any, account: str) -> httpx.Response:
-        if err := self._account(account) or self._needs("tokens"):
-            return err
-        # Near-miss names make sure the command picks the group by its exact name.
-        names = [
-            WRITE.replace("Write", "Read"),
-            f"{WRITE} (legacy)",
-            WRITE,
-            "Workers Scripts Write",
-        ]
-        return _ok(
-            [
-                {"id": f"pg-{i}", "name": n, "scopes": ["com.cloudflare.edge.r2.bucket"]}
-                for i, n in enumerate(names)
-            ]
-        )
-
-    def _create_token(self, body: Any, account: str) -> httpx.Response:
-        if err := self._account(account) or self._needs("tokens"):
-            return err
-        token = {
-            "id": f"tok{len(self.tokens):029d}",
-            "name": body["name"],
-            "value": f"cf-token-value-{len(self.tokens)}-9c8b7a6d5e4f",
-            "policies": body["policies"],
-        }
-        self.tokens.append(token)
-        return _ok(token)
+# Near-miss names make sure the command picks the group by its exact name.
+GROUPS = [WRITE.replace("Write", "Read"), f"{WRITE} (legacy)", WRITE, "Workers Scripts Write"]
+WRITE_ID = hashlib.sha256(WRITE.encode()).hexdigest()[:32]  # the fake's group ids
 
 
 @pytest.fixture
-def sim(cli: Cli) -> StateSim:
-    state_sim = StateSim()
+def sim(cli: Cli) -> CloudflareApi:
+    state_sim = CloudflareApi(account_id=ACCOUNT, permission_groups=list(GROUPS))
     cli.deps.env = {"CLOUDFLARE_API_TOKEN": state_sim.token}
     cli.deps.cloudflare = lambda token: cloudflare.Cloudflare(
         api_token=token, http_client=state_sim.client(), max_retries=0
@@ -118,15 +66,15 @@ def env_file(path: Path) -> dict[str, str]:
 
 
 def test_create_makes_a_bucket_and_a_token_scoped_to_it(
-    cli: Cli, sim: StateSim, tmp_path: Path
+    cli: Cli, sim: CloudflareApi, tmp_path: Path
 ) -> None:
     run = create(cli, tmp_path)
     assert run.code == 0, run.text
-    assert sim.buckets == {"moltworker-state"}
-    (token,) = sim.tokens
+    assert set(sim.buckets) == {"moltworker-state"}
+    (token,) = sim.created_tokens
     (policy,) = token["policies"]
     assert policy["effect"] == "allow"
-    assert policy["permission_groups"] == [{"id": "pg-2"}]
+    assert policy["permission_groups"] == [{"id": WRITE_ID}]
     assert policy["resources"] == {
         f"com.cloudflare.edge.r2.bucket.{ACCOUNT}_default_moltworker-state": "*"
     }
@@ -160,11 +108,11 @@ def test_create_makes_a_bucket_and_a_token_scoped_to_it(
 
 
 def test_show_secrets_prints_them_instead_of_writing_a_file(
-    cli: Cli, sim: StateSim, tmp_path: Path
+    cli: Cli, sim: CloudflareApi, tmp_path: Path
 ) -> None:
     run = create(cli, tmp_path, "--show-secrets")
     assert run.code == 0, run.text
-    (token,) = sim.tokens
+    (token,) = sim.created_tokens
     assert (
         f"export AWS_SECRET_ACCESS_KEY='{hashlib.sha256(token['value'].encode()).hexdigest()}'"
         in run.out
@@ -174,25 +122,25 @@ def test_show_secrets_prints_them_instead_of_writing_a_file(
 
 
 def test_an_existing_credentials_file_is_never_replaced(
-    cli: Cli, sim: StateSim, tmp_path: Path
+    cli: Cli, sim: CloudflareApi, tmp_path: Path
 ) -> None:
     (tmp_path / "creds.env").write_text("export AWS_ACCESS_KEY_ID='old'\n")
     run = create(cli, tmp_path)
     assert run.code == 1
     assert "already exists" in run.err
     assert (tmp_path / "creds.env").read_text() == "export AWS_ACCESS_KEY_ID='old'\n"
-    assert sim.requests == [] and sim.tokens == []
+    assert sim.requests == [] and sim.created_tokens == []
 
 
-def test_an_existing_bucket_is_reused(cli: Cli, sim: StateSim, tmp_path: Path) -> None:
-    sim.buckets.add("moltworker-state")
+def test_an_existing_bucket_is_reused(cli: Cli, sim: CloudflareApi, tmp_path: Path) -> None:
+    sim.buckets["moltworker-state"] = {"name": "moltworker-state", "creation_date": "2026-11-22"}
     run = create(cli, tmp_path)
     assert run.code == 0, run.text
     assert "already exists in this account: reusing it" in run.out
-    assert len(sim.tokens) == 1
+    assert len(sim.created_tokens) == 1
 
 
-def test_a_refused_api_token_is_explained(cli: Cli, sim: StateSim, tmp_path: Path) -> None:
+def test_a_refused_api_token_is_explained(cli: Cli, sim: CloudflareApi, tmp_path: Path) -> None:
     cli.deps.env = {"CLOUDFLARE_API_TOKEN": "an-expired-token-value-123"}
     run = create(cli, tmp_path)
     assert run.code == 1
@@ -201,7 +149,9 @@ def test_a_refused_api_token_is_explained(cli: Cli, sim: StateSim, tmp_path: Pat
     assert not (tmp_path / "creds.env").exists()
 
 
-def test_missing_token_permission_is_explained(cli: Cli, sim: StateSim, tmp_path: Path) -> None:
+def test_missing_token_permission_is_explained(
+    cli: Cli, sim: CloudflareApi, tmp_path: Path
+) -> None:
     sim.fail("POST", r"/tokens$", 403, message="Unauthorized to access requested resource")
     run = create(cli, tmp_path)
     assert run.code == 1
@@ -218,7 +168,7 @@ def test_missing_token_permission_is_explained(cli: Cli, sim: StateSim, tmp_path
     ],
 )
 def test_bad_names_are_refused_before_any_call(
-    cli: Cli, sim: StateSim, tmp_path: Path, argv: list[str], message: str
+    cli: Cli, sim: CloudflareApi, tmp_path: Path, argv: list[str], message: str
 ) -> None:
     run = cli("state-bucket", "create", *argv, "--credentials-file", str(tmp_path / "c.env"))
     assert run.code == 1
@@ -226,7 +176,7 @@ def test_bad_names_are_refused_before_any_call(
     assert sim.requests == []
 
 
-def test_unreachable_cloudflare_api(cli: Cli, sim: StateSim, tmp_path: Path) -> None:
+def test_unreachable_cloudflare_api(cli: Cli, sim: CloudflareApi, tmp_path: Path) -> None:
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
@@ -252,7 +202,7 @@ def moto_login_url(bucket: str, endpoint: str) -> str:
 
 
 def test_pulumi_state_round_trip_with_derived_credentials(
-    cli: Cli, sim: StateSim, tmp_path: Path, moto_endpoint: str, make_bucket: Callable[[], str]
+    cli: Cli, sim: CloudflareApi, tmp_path: Path, moto_endpoint: str, make_bucket: Callable[[], str]
 ) -> None:
     assert create(cli, tmp_path).code == 0
     creds = env_file(tmp_path / "creds.env")
