@@ -300,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .doctor import register as register_doctor
 
     add_backup_parser(commands, _stack_options)
-    for register in (register_doctor, register_adopt):
+    from .init import register as register_init
+
+    for register in (register_doctor, register_adopt, register_init):
         register(commands)
     return parser
 

@@ -2,7 +2,7 @@
 
 Every call is an argument list (never a shell string) and carries `--stack`, so no command
 depends on which stack happens to be selected. Secrets are never passed on a command line:
-the only values this module writes are counters and booleans.
+`config_set_secret` hands the value to `pulumi config set --secret` on its standard input.
 """
 
 from __future__ import annotations
@@ -91,13 +91,15 @@ class PulumiCli:
         self.emit = emit
         self.timeout_s = timeout_s
 
-    def _run(self, args: list[str]) -> str:
+    def _run(self, args: list[str], stdin: str = "") -> str:
         cmd = [self.binary, *args, "--non-interactive"]
         try:
             result = subprocess.run(  # noqa: S603 - argument list, no shell
                 cmd,
                 cwd=self.cwd,
                 env=self.env,
+                # Never the caller's terminal: `config set` without a value reads stdin.
+                input=stdin,
                 capture_output=True,
                 text=True,
                 timeout=self.timeout_s,
@@ -157,8 +159,36 @@ class PulumiCli:
     def config_set(self, stack: str, key: str, value: str) -> None:
         self._run(["config", "set", "--stack", stack, key, value])
 
+    def config_set_secret(self, stack: str, key: str, value: str) -> None:
+        # The CLI reads a value missing from the command line from a non-terminal stdin and
+        # strips one trailing newline (pkg/cmd/pulumi/config/config_set.go).
+        self._run(["config", "set", "--secret", "--stack", stack, key], stdin=value + "\n")
+
+    def config_set_list(self, stack: str, key: str, values: list[str]) -> None:
+        """Replace a list value: the old list goes first so no stale item survives."""
+        self.config_rm(stack, key)
+        for i, value in enumerate(values):
+            self._run(["config", "set", "--path", "--stack", stack, f"{key}[{i}]", value])
+
+    def config_rm(self, stack: str, key: str) -> None:
+        # Removing an absent key succeeds, so callers need not check first.
+        self._run(["config", "rm", "--stack", stack, key])
+
+    def config_secret_keys(self, stack: str) -> set[str]:
+        """Keys that hold a secret (values not decrypted: `--show-secrets` is not passed)."""
+        out = self._run(["config", "--json", "--stack", stack])
+        raw = _json_object(out, f"`pulumi config --json --stack {stack}`")
+        return {k for k, e in raw.items() if isinstance(e, dict) and e.get("secret")}
+
     def config_refresh(self, stack: str) -> None:
         self._run(["config", "refresh", "--force", "--stack", stack])
+
+    def whoami(self) -> str:
+        """The logged-in user; fails with the login hint when no backend is logged in."""
+        return self._run(["whoami"]).strip()
+
+    def stack_create(self, stack: str) -> None:
+        self._run(["stack", "init", stack])
 
     def stack_exists(self, stack: str) -> bool:
         return stack in self.stack_names()
