@@ -2,9 +2,10 @@
 
 The Worker in workerd (`wrangler dev`, local backend mode), the sandbox runtime with the real
 OpenClaw gateway and the directory snapshot store, and a headless Chromium standing in for
-Browser Rendering. `Stack` starts and stops them in order; `python -m devstack` is the command.
+Browser Rendering. `LocalStack` starts and stops them in order; `python -m devstack` is the command.
 """
 
-from .stack import Stack, StackConfig, StackError
+from .base import DevstackError
+from .stack import LocalStack, LocalStackConfig
 
-__all__ = ["Stack", "StackConfig", "StackError"]
+__all__ = ["DevstackError", "LocalStack", "LocalStackConfig"]

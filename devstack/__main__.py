@@ -2,6 +2,9 @@
 
 With `--containers` (`make dev CONTAINERS=1`) the Worker runs its production path instead: the
 `Sandbox` Durable Object starts the real sandbox image under podman (devstack/containers.py).
+With `--runtime-only` the sandbox runtime runs alone, without the Worker (for work on the
+runtime): the Control UI on the gateway's own port. Every mode uses the same credentials
+(devstack/secrets.py) and the local ones the same snapshot store, so each resumes the others.
 """
 
 from __future__ import annotations
@@ -15,26 +18,38 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
-from .secrets import ADMIN_TOKEN_FILE, SecretsError, runtime_launcher
-from .stack import ROOT, Stack, StackConfig, StackError
+from .base import ROOT, DevstackError
+from .secrets import ADMIN_TOKEN_FILE, RUNTIME_SECRETS_FILE, SecretsError
+from .stack import LocalStack, LocalStackConfig
 
 if TYPE_CHECKING:
     from .containers import ContainerStack
+    from .procs import Child
 
 DEFAULT_HOME = ROOT / ".cache" / "devstack"
-SECRETS_FILE = ROOT / ".cache" / "local" / "secrets.json"  # written by scripts/dev.py
+SECRETS_FILE = RUNTIME_SECRETS_FILE
+# The local modes' snapshot store (git-ignored): `make dev` and `--runtime-only` resume each other.
+STORE_DIR = ROOT / "state" / "snapshots"
 DEFAULT_PORT = 8787
 # A Worker that dies this often is not the wrangler dev bug revive_worker() works around.
 MAX_WORKER_REVIVALS = 20
-# Settings a person may pass in the environment for one run instead of the credentials file.
-MODEL_VARS = (
+# Settings a person may pass in the environment for one run (docs/interfaces.md): the model and
+# the chat channels.
+PASSTHROUGH = (
     "ANTHROPIC_API_KEY",
     "OPENAI_API_KEY",
     "MODEL_PRIMARY",
     "MODEL_FALLBACKS",
     "MODEL_BASE_URL",
+    "TELEGRAM_BOT_TOKEN",
+    "DISCORD_BOT_TOKEN",
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "TELEGRAM_DM_POLICY",
+    "DISCORD_DM_POLICY",
+    "SLACK_DM_POLICY",
 )
 
 
@@ -66,17 +81,28 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-def summary(stack: Stack, show_secrets: bool) -> str:
+def summary(stack: LocalStack, show_secrets: bool) -> str:
     env = stack.runtime_env()
-    lines = [
-        "",
-        "The agent is running on loopback:",
-        f"  Control UI     {stack.url}/",
-        "                 paste OPENCLAW_GATEWAY_TOKEN as the Gateway secret, then approve the",
-        "                 browser under 'Pending pairing requests' in the admin UI",
-        f"  Admin UI       {stack.url}/_admin/   (sign in with LOCAL_ADMIN_TOKEN)",
-        f"  Gateway token  OPENCLAW_GATEWAY_TOKEN in {shown(SECRETS_FILE)} (mode 0600)",
-        f"  Admin token    {shown(ADMIN_TOKEN_FILE)} (mode 0600)",
+    if stack.config.runtime_only:
+        lines = [
+            "",
+            "The sandbox runtime is running alone on loopback (no Worker):",
+            f"  Control UI     {stack.gateway_url}/   (paste OPENCLAW_GATEWAY_TOKEN)",
+            f"  Control API    {stack.control_url}/healthz",
+            f"  Gateway token  OPENCLAW_GATEWAY_TOKEN in {shown(SECRETS_FILE)} (mode 0600)",
+        ]
+    else:
+        lines = [
+            "",
+            "The agent is running on loopback:",
+            f"  Control UI     {stack.url}/",
+            "                 paste OPENCLAW_GATEWAY_TOKEN as the Gateway secret, then approve",
+            "                 the browser under 'Pending pairing requests' in the admin UI",
+            f"  Admin UI       {stack.url}/_admin/   (sign in with LOCAL_ADMIN_TOKEN)",
+            f"  Gateway token  OPENCLAW_GATEWAY_TOKEN in {shown(SECRETS_FILE)} (mode 0600)",
+            f"  Admin token    {shown(ADMIN_TOKEN_FILE)} (mode 0600)",
+        ]
+    lines += [
         f"  State          {shown(stack.store_dir)}   (encrypted snapshots, restored at start)",
         f"  Logs           {shown(stack.logs_dir)}/",
     ]
@@ -108,10 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--show-secrets", action="store_true", help="print the gateway and admin tokens"
     )
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--containers",
         action="store_true",
         help="run the production path: the real sandbox image under podman (needs root)",
+    )
+    mode.add_argument(
+        "--runtime-only",
+        action="store_true",
+        help="run the sandbox runtime alone, without the Worker (work on the runtime)",
     )
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
@@ -126,49 +158,85 @@ def main(argv: list[str] | None = None) -> int:
     except BlockingIOError:
         say(f"another `make dev` is already running on {shown(home)}; stop it first (Ctrl-C).")
         return 1
-    if not port_free(args.port):
+    if not args.runtime_only and not port_free(args.port):
         say(f"127.0.0.1:{args.port} is in use; stop what listens there or pass --port <free port>.")
         return 1
 
-    model_env = {name: os.environ[name] for name in MODEL_VARS if os.environ.get(name)}
-    if args.containers:
-        return _run_containers(home, args.port, model_env, args.show_secrets)
+    passed = {name: os.environ[name] for name in PASSTHROUGH if os.environ.get(name)}
     try:
-        # The same snapshot store as `python scripts/dev.py`, so either launcher resumes the other.
-        store_dir = Path(runtime_launcher().STORE_DIR)
-        stack = Stack(
-            StackConfig(home=home, worker_port=args.port, model_env=model_env, store_dir=store_dir),
-            progress=say,
-        )
-    except (StackError, SecretsError) as exc:
+        stack = _stack(args, home, passed)
+    except (DevstackError, SecretsError) as exc:
         say(f"error: {exc}")
         return 1
+    return _run(stack, args.show_secrets)
+
+
+class _Running(Protocol):
+    worker: Child | None
+    worker_revivals: int
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def children(self) -> list[Child]: ...
+    def revive_worker(self) -> bool: ...
+
+
+def _stack(args: argparse.Namespace, home: Path, passed: dict[str, str]) -> _Running:
+    if args.containers:
+        # Imported here: the local modes must start on a machine without podman.
+        from .containers import ContainersConfig, ContainerStack
+
+        config = ContainersConfig(home=home / "containers", worker_port=args.port, model_env=passed)
+        return ContainerStack(config, progress=say)
+    return LocalStack(
+        LocalStackConfig(
+            home=home,
+            worker_port=args.port,
+            model_env=passed,
+            store_dir=STORE_DIR,
+            runtime_only=args.runtime_only,
+        ),
+        progress=say,
+    )
+
+
+def _run(stack: _Running, show_secrets: bool) -> int:
+    """Start, watch until Ctrl-C or a child dies, stop; the exit status of the launcher."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
+    code = 0
     try:
         stack.start()
         say(f"everything is up in {time.monotonic() - started:.1f}s")
-        print(summary(stack, args.show_secrets), flush=True)
+        if isinstance(stack, LocalStack):
+            print(summary(stack, show_secrets), flush=True)
+        else:
+            print(containers_summary(cast("ContainerStack", stack), show_secrets), flush=True)
         while True:
             for child in stack.children():
+                # The containers mode never revives (revive_worker says no): a restart there
+                # would reattach to a running container.
                 if child is stack.worker and stack.worker_revivals < MAX_WORKER_REVIVALS:
                     stack.revive_worker()
-                elif not child.running():
-                    raise StackError(
+                if not child.running():
+                    raise DevstackError(
                         f"{child.name} exited with {child.returncode()}; see {child.log_path}:\n"
                         f"{child.log_tail(20)}"
                     )
             time.sleep(1)
     except Interrupted:
         say("stopping")
-    except StackError as exc:
+    except DevstackError as exc:
         say(f"error: {exc}")
-        _stop(stack)
-        return 1
-    _stop(stack)
-    say("stopped; the next `make dev` restores this state")
-    return 0
+        code = 1
+    finally:
+        # A second Ctrl-C while stopping must not cut the final snapshot short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    say("stopped; the next start restores this state" if code == 0 else "stopped")
+    return code
 
 
 def containers_summary(stack: ContainerStack, show_secrets: bool) -> str:
@@ -194,54 +262,6 @@ def containers_summary(stack: ContainerStack, show_secrets: bool) -> str:
         ]
     lines += ["", "Ctrl-C stops the container (final snapshot), the Worker and the rest.", ""]
     return "\n".join(lines)
-
-
-def _run_containers(home: Path, port: int, model_env: dict[str, str], show_secrets: bool) -> int:
-    # Imported here: the local-backend mode must start on a machine without podman.
-    from .containers import ContainersConfig, ContainerStack
-
-    try:
-        stack = ContainerStack(
-            ContainersConfig(home=home / "containers", worker_port=port, model_env=model_env),
-            progress=say,
-        )
-    except (StackError, SecretsError) as exc:
-        say(f"error: {exc}")
-        return 1
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    started = time.monotonic()
-    code = 0
-    try:
-        stack.start()
-        say(f"everything is up in {time.monotonic() - started:.1f}s")
-        print(containers_summary(stack, show_secrets), flush=True)
-        while True:
-            for child in stack.children():
-                if not child.running():
-                    raise StackError(
-                        f"{child.name} exited with {child.returncode()}; see {child.log_path}:\n"
-                        f"{child.log_tail(20)}"
-                    )
-            time.sleep(1)
-    except Interrupted:
-        say("stopping")
-    except StackError as exc:
-        say(f"error: {exc}")
-        code = 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop()
-    say("stopped")
-    return code
-
-
-def _stop(stack: Stack) -> None:
-    # A second Ctrl-C while stopping must not cut the final snapshot short.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    stack.stop()
 
 
 if __name__ == "__main__":

@@ -1,25 +1,25 @@
-"""The local run's credentials.
+"""The local run's credentials: one generator, two files, both 0600.
 
-The runtime's secrets (gateway token, control key, CDP secret, snapshot key) come from the
-runtime's own launcher, `scripts/dev.py` (`local_secrets()`: generated once into
-.cache/local/secrets.json, mode 0600, reused on every start), so `make dev` and
-`python scripts/dev.py` share one identity and one snapshot store: the snapshot key decrypts
-what the other saved, and a paired browser keeps working. The one credential only the Worker
-needs, LOCAL_ADMIN_TOKEN, is kept next to it in its own 0600 file.
+The runtime's secrets (gateway token, control key, CDP secret, snapshot key) are generated once
+into .cache/local/secrets.json and reused on every start, by every mode of `python -m devstack`
+(`make dev`, `--containers`, `--runtime-only`), so they share one identity and one snapshot
+store: the snapshot key decrypts what another mode saved, and a paired browser keeps working.
+The one credential only the Worker needs, LOCAL_ADMIN_TOKEN, is kept next to it in its own file.
+`fresh_secrets()` makes the same set unsaved, for tests and benchmarks.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import base64
+import json
 import os
 import re
 import secrets
 import stat
 from pathlib import Path
-from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV_SCRIPT = ROOT / "scripts" / "dev.py"
+RUNTIME_SECRETS_FILE = ROOT / ".cache" / "local" / "secrets.json"
 ADMIN_TOKEN_FILE = ROOT / ".cache" / "local" / "admin-token"
 RUNTIME_SECRETS = (
     "OPENCLAW_GATEWAY_TOKEN",
@@ -34,34 +34,8 @@ class SecretsError(Exception):
     pass
 
 
-def runtime_launcher() -> ModuleType:
-    """scripts/dev.py as a module (it is a script, not part of a package)."""
-    spec = importlib.util.spec_from_file_location("moltworker_dev_script", DEV_SCRIPT)
-    if spec is None or spec.loader is None:
-        raise SecretsError(f"{DEV_SCRIPT} cannot be loaded; restore it from git.")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def local_secrets() -> dict[str, str]:
-    """The runtime's local secrets (scripts/dev.py) plus LOCAL_ADMIN_TOKEN."""
-    values = runtime_launcher().local_secrets()
-    missing = [name for name in RUNTIME_SECRETS if not isinstance(values.get(name), str)]
-    if missing:
-        raise SecretsError(
-            f"{ROOT / '.cache/local/secrets.json'} lacks {', '.join(missing)}; move the file "
-            "aside to have it generated again (the saved state then stays unreadable)."
-        )
-    return {name: values[name] for name in RUNTIME_SECRETS} | {
-        "LOCAL_ADMIN_TOKEN": admin_token(ADMIN_TOKEN_FILE)
-    }
-
-
 def fresh_secrets() -> dict[str, str]:
-    """A new, unsaved set (tests and benchmarks): same kinds of values as the local run's."""
-    import base64
-
+    """A new set of every local credential (the one generator; nothing is saved)."""
     return {
         "OPENCLAW_GATEWAY_TOKEN": secrets.token_urlsafe(32),
         "MOLT_CONTROL_SECRET": secrets.token_urlsafe(48),
@@ -69,6 +43,42 @@ def fresh_secrets() -> dict[str, str]:
         "MOLT_SNAPSHOT_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "LOCAL_ADMIN_TOKEN": secrets.token_urlsafe(32),
     }
+
+
+def local_secrets() -> dict[str, str]:
+    """The local run's credentials: the runtime's saved set plus LOCAL_ADMIN_TOKEN."""
+    return runtime_secrets(RUNTIME_SECRETS_FILE) | {
+        "LOCAL_ADMIN_TOKEN": admin_token(ADMIN_TOKEN_FILE)
+    }
+
+
+def runtime_secrets(path: Path) -> dict[str, str]:
+    """The runtime's secrets stored at `path` (mode 0600), generated on first use."""
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        values = {name: fresh_secrets()[name] for name in RUNTIME_SECRETS}
+        write_private(path, json.dumps(values, indent=2) + "\n")
+        return values
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise SecretsError(
+            f"{path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`."
+        )
+    try:
+        values = json.loads(path.read_text())
+    except ValueError:
+        values = None
+    missing = (
+        [n for n in RUNTIME_SECRETS if not isinstance(values.get(n), str) or not values[n]]
+        if isinstance(values, dict)
+        else list(RUNTIME_SECRETS)
+    )
+    if missing or not isinstance(values, dict):
+        raise SecretsError(
+            f"{path} lacks {', '.join(missing)}; move the file aside to have it generated again "
+            "(the saved state then stays unreadable)."
+        )
+    return {name: values[name] for name in RUNTIME_SECRETS}
 
 
 def admin_token(path: Path) -> str:

@@ -11,18 +11,23 @@ import shutil
 import sys
 import tempfile
 import threading
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import secrets as local_secrets
-from .procs import Child, ChildExited, free_ports, wait_until
-
-ROOT = Path(__file__).resolve().parent.parent
-WORKER_DIR = ROOT / "worker"
-TOOLS_FILE = ROOT / ".cache" / "tools.json"
+from .base import (
+    WORKER_DIR,
+    DevstackError,
+    Tools,
+    frozen_worker,
+    health_phase,
+    http_status,
+    load_secrets,
+    wait_child,
+    wrangler_dev,
+)
+from .procs import Child, free_ports
 
 CHROMIUM_START_S = 30.0
 RUNTIME_READY_S = 240.0  # restore + config validation + gateway boot; ~20 s on a 2-core box
@@ -33,45 +38,8 @@ WORKER_STOP_GRACE_S = 10.0
 Progress = Callable[[str], None]
 
 
-class StackError(Exception):
-    """The stack cannot start; the message names the problem and the fix."""
-
-
-@dataclass(frozen=True)
-class Tools:
-    node: Path
-    openclaw: Path
-    chromium: Path
-
-    @classmethod
-    def load(cls) -> Tools:
-        try:
-            data = json.loads(TOOLS_FILE.read_text())
-        except (OSError, ValueError):
-            raise StackError(
-                f"{TOOLS_FILE} is missing or unreadable; run `make dev` (it bootstraps first) or "
-                "`python3 scripts/bootstrap.py --chromium`."
-            ) from None
-        missing = [name for name in ("node", "openclaw", "chromium") if not data.get(name)]
-        if missing:
-            raise StackError(
-                f"{TOOLS_FILE} does not list {', '.join(missing)}; run "
-                "`python3 scripts/bootstrap.py --chromium`."
-            )
-        tools = cls(Path(data["node"]), Path(data["openclaw"]), Path(data["chromium"]))
-        for path in (tools.node, tools.openclaw, tools.chromium):
-            if not path.exists():
-                raise StackError(
-                    f"{path} does not exist; run `python3 scripts/bootstrap.py --chromium`."
-                )
-        wrangler = WORKER_DIR / "node_modules" / "wrangler" / "bin" / "wrangler.js"
-        if not wrangler.exists():
-            raise StackError(f"{wrangler} is missing; run `python3 scripts/bootstrap.py`.")
-        return tools
-
-
 @dataclass
-class StackConfig:
+class LocalStackConfig:
     """Where the stack keeps its files and how it is reached.
 
     `home` holds the credentials file, the snapshot store (the state that survives restarts),
@@ -91,6 +59,9 @@ class StackConfig:
     # changes. For a person editing the Worker that is the point; for tests and benchmarks,
     # which must not see a colleague's edit mid-run, the Worker runs from a copy taken at start.
     freeze_worker: bool = False
+    # The runtime alone, without the Worker (for work on the runtime): the Control UI on the
+    # gateway's own port, the agent's browser straight to Chromium.
+    runtime_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,8 +74,8 @@ class Ports:
     inspector: int
 
 
-class Stack:
-    def __init__(self, config: StackConfig, progress: Progress | None = None) -> None:
+class LocalStack:
+    def __init__(self, config: LocalStackConfig, progress: Progress | None = None) -> None:
         self.config = config
         self.home = config.home
         self.progress = progress or (lambda _message: None)
@@ -120,6 +91,7 @@ class Stack:
         self.runtime: Child | None = None
         self.worker: Child | None = None
         self._profile_dir: Path | None = None
+        self.chromium_ws = ""  # Chromium's browser WebSocket, read once it answers
         # How often `wrangler dev` had to be started again (see revive_worker).
         self.worker_revivals = 0
         self._revive_lock = threading.Lock()
@@ -150,7 +122,7 @@ class Stack:
 
     def _ports(self) -> Ports:
         if self.ports is None:
-            raise StackError("the stack has not been started")
+            raise DevstackError("the stack has not been started")
         return self.ports
 
     # ------------------------------------------------------------------ lifecycle
@@ -158,10 +130,7 @@ class Stack:
     def start(self) -> None:
         """Start everything and wait until a browser can use the Worker; stop all on failure."""
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            self.secrets = dict(self.config.secrets or local_secrets.local_secrets())
-        except local_secrets.SecretsError as exc:
-            raise StackError(str(exc)) from None
+        self.secrets = load_secrets(self.config.secrets)
         worker, *others = free_ports(6)
         if self.config.worker_port in others:
             others[others.index(self.config.worker_port)] = worker
@@ -169,9 +138,11 @@ class Stack:
         try:
             self._start_chromium()
             self._start_runtime()
-            self._start_worker()
+            if not self.config.runtime_only:
+                self._start_worker()
             self._wait_runtime()
-            self._wait_worker()
+            if not self.config.runtime_only:
+                self._wait_worker()
         except BaseException:
             self.stop()
             raise
@@ -188,7 +159,14 @@ class Stack:
         if self.runtime is not None and self.runtime.running():
             self.progress("stopping the sandbox runtime (final snapshot)")
             code = self.runtime.stop(RUNTIME_STOP_GRACE_S)
-            if code not in (0, None):
+            from sandbox_runtime.supervisor import EXIT_CHANGES_LOST
+
+            if code == EXIT_CHANGES_LOST:
+                self.progress(
+                    f"the runtime's final snapshot failed: the changes since its last snapshot "
+                    f"are lost; see {self.runtime.log_path}"
+                )
+            elif code not in (0, None):
                 self.progress(
                     f"the runtime exited with {code}; see {self.runtime.log_path} (the last "
                     "snapshot in the store is kept either way)"
@@ -246,7 +224,7 @@ class Stack:
             while not self._stopping.wait(interval_s):
                 try:
                     self.revive_worker()
-                except StackError as exc:
+                except DevstackError as exc:
                     self.progress(f"the Worker did not come back: {exc}")
 
         self._watchdog = threading.Thread(target=watch, name="worker-watchdog", daemon=True)
@@ -283,12 +261,13 @@ class Stack:
             log_path=self.logs_dir / "chromium.log",
         )
         self.chromium.start()
-        took = self._wait(
-            lambda: _http_ok(f"{self.chromium_url}/json/version"),
+        took = wait_child(
+            lambda: _ok(f"{self.chromium_url}/json/version"),
             CHROMIUM_START_S,
             "Chromium's /json/version answering",
             self.chromium,
         )
+        self.chromium_ws = _browser_socket(f"{self.chromium_url}/json/version")
         self.progress(f"Chromium ready ({took:.1f}s)")
 
     # ------------------------------------------------------------------ runtime
@@ -319,6 +298,11 @@ class Stack:
             "MOLT_PUBLIC_ORIGIN": self.url,
             "MOLT_SNAPSHOT_DEBOUNCE_S": str(self.config.snapshot_debounce_s),
         }
+        if self.config.runtime_only:
+            # No Worker: the bridge talks to Chromium's own browser endpoint, and browsers open
+            # the gateway directly, which accepts its own origin.
+            env["MOLT_CDP_UPSTREAM"] = self.chromium_ws or f"ws://127.0.0.1:{ports.chromium}"
+            del env["MOLT_PUBLIC_ORIGIN"]
         env.update({name: value for name, value in self.config.model_env.items() if value})
         if "MODEL_PRIMARY" not in env:
             # A key without a model choice gets that provider's current default model.
@@ -342,8 +326,8 @@ class Stack:
 
     def _wait_runtime(self) -> None:
         assert self.runtime is not None
-        took = self._wait(
-            lambda: _health_phase(f"{self.control_url}/healthz") == "ready",
+        took = wait_child(
+            lambda: health_phase(f"{self.control_url}/healthz") == "ready",
             RUNTIME_READY_S,
             "the runtime reporting phase ready",
             self.runtime,
@@ -368,106 +352,39 @@ class Stack:
     def _start_worker(self) -> None:
         ports = self._ports()
         self.progress(f"starting the Worker in workerd (wrangler dev on 127.0.0.1:{ports.worker})")
-        lines = [f"{name}={value}" for name, value in self.worker_vars().items()]
-        local_secrets.write_private(self.worker_env_path, "\n".join(lines) + "\n")
-        worker_dir = self._frozen_worker() if self.config.freeze_worker else WORKER_DIR
-        wrangler = WORKER_DIR / "node_modules" / "wrangler" / "bin" / "wrangler.js"
-        self.worker = Child(
-            "wrangler dev",
-            [
-                str(self.tools.node),
-                str(wrangler),
-                "dev",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                str(ports.worker),
-                "--inspector-ip",
-                "127.0.0.1",
-                "--inspector-port",
-                str(ports.inspector),
-                "--env-file",
-                str(self.worker_env_path),
-                "--persist-to",
-                str(self.home / "wrangler-state"),
-                "--show-interactive-dev-session=false",
-                "--live-reload=false",
-            ],
-            env={
-                "PATH": f"{self.tools.node.parent}:/usr/local/bin:/usr/bin:/bin",
-                "HOME": str(self.home / "home"),
-                "LANG": "C.UTF-8",
-                "WRANGLER_SEND_METRICS": "false",
-                "WRANGLER_LOG_PATH": str(self.logs_dir / "wrangler"),
-                "XDG_CONFIG_HOME": str(self.home / "home" / ".config"),
-                "CI": "1",  # no prompts, no update check banner
-            },
-            cwd=worker_dir,
-            log_path=self.logs_dir / "worker.log",
+        self.worker = wrangler_dev(
+            self.tools,
+            home=self.home,
+            logs_dir=self.logs_dir,
+            worker_dir=frozen_worker(self.home) if self.config.freeze_worker else WORKER_DIR,
+            port=ports.worker,
+            inspector_port=ports.inspector,
+            worker_vars=self.worker_vars(),
         )
         self.worker.start()
 
-    def _frozen_worker(self) -> Path:
-        return frozen_worker(self.home)
-
     def _wait_worker(self) -> None:
         assert self.worker is not None
-        took = self._wait(
-            lambda: _http_ok(f"{self.url}/healthz"),
+        took = wait_child(
+            lambda: _ok(f"{self.url}/healthz"),
             WORKER_READY_S,
             "the Worker answering /healthz",
             self.worker,
         )
         self.progress(f"Worker ready ({took:.1f}s)")
 
-    def _wait(self, check: Callable[[], bool], timeout: float, what: str, child: Child) -> float:
-        try:
-            return wait_until(check, timeout=timeout, what=what, alive=child)
-        except ChildExited as exc:
-            raise StackError(str(exc)) from None
-        except TimeoutError as exc:
-            raise StackError(f"{exc}; see {child.log_path}:\n{child.log_tail()}") from None
 
-
-def frozen_worker(home: Path) -> Path:
-    """A copy of the Worker's sources under `home` (node_modules linked, not copied).
-
-    The copy sits in a directory whose other entries link to the repository's, so paths in
-    wrangler.jsonc relative to worker/ (`../container/Dockerfile`) resolve as they do there.
-    """
-    mirror = home / "frozen"
-    shutil.rmtree(mirror, ignore_errors=True)
-    mirror.mkdir(parents=True)
-    for entry in ROOT.iterdir():
-        if entry.name != WORKER_DIR.name:
-            (mirror / entry.name).symlink_to(entry)
-    target = mirror / WORKER_DIR.name
-    shutil.copytree(
-        WORKER_DIR,
-        target,
-        ignore=shutil.ignore_patterns("node_modules", ".wrangler", "test", ".dev.vars*"),
-    )
-    (target / "node_modules").symlink_to(WORKER_DIR / "node_modules")
-    return target
-
-
-def _http_ok(url: str) -> bool:
+def _browser_socket(url: str) -> str:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL we built
-            return response.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
+            found = json.loads(response.read()).get("webSocketDebuggerUrl", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return found if isinstance(found, str) and found.startswith("ws://127.0.0.1:") else ""
 
 
-def _health_phase(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL we built
-            body = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            body = json.loads(exc.read())
-        except ValueError:
-            return None
-    except (OSError, ValueError):
-        return None
-    return body.get("phase") if isinstance(body, dict) else None
+def _ok(url: str) -> bool:
+    return http_status(url) == 200
+
+
+__all__ = ["DevstackError", "LocalStack", "LocalStackConfig", "Ports"]

@@ -36,7 +36,7 @@ from model_standin import (  # noqa: E402  # pyright: ignore[reportMissingImport
     ModelStandIn,
 )
 
-from devstack import Stack, StackConfig  # noqa: E402
+from devstack import LocalStack, LocalStackConfig  # noqa: E402
 from devstack.secrets import fresh_secrets  # noqa: E402
 
 CONNECT_TIMEOUT_S = 60.0
@@ -127,7 +127,7 @@ class GatewaySocket:
             await self.ws.close()
 
 
-async def http_round_trips(stack: Stack, count: int) -> tuple[list[float], list[float]]:
+async def http_round_trips(stack: LocalStack, count: int) -> tuple[list[float], list[float]]:
     direct, proxied = [], []
     async with aiohttp.ClientSession() as session:
         for _ in range(20):  # warm both paths (connections, workerd's module cache)
@@ -145,7 +145,7 @@ async def http_round_trips(stack: Stack, count: int) -> tuple[list[float], list[
     return direct, proxied
 
 
-async def attribution(stack: Stack, count: int) -> dict[str, list[float]]:
+async def attribution(stack: LocalStack, count: int) -> dict[str, list[float]]:
     """Where the Worker's HTTP time goes: the Worker answering alone, and the runtime's health
     probe the local backend makes before forwarding each gateway request."""
     samples: dict[str, list[float]] = {"worker_alone": [], "runtime_health": []}
@@ -163,7 +163,7 @@ async def attribution(stack: Stack, count: int) -> dict[str, list[float]]:
     return samples
 
 
-async def ws_round_trips(stack: Stack, count: int) -> tuple[list[float], list[float]]:
+async def ws_round_trips(stack: LocalStack, count: int) -> tuple[list[float], list[float]]:
     token = stack.secrets["OPENCLAW_GATEWAY_TOKEN"]
     direct, proxied = [], []
     async with aiohttp.ClientSession() as session:
@@ -187,7 +187,7 @@ async def ws_round_trips(stack: Stack, count: int) -> tuple[list[float], list[fl
     return direct, proxied
 
 
-async def first_reply(stack: Stack) -> None:
+async def first_reply(stack: LocalStack) -> None:
     async with aiohttp.ClientSession() as session:
         sock = GatewaySocket(
             session, stack.url.replace("http", "ws") + "/", stack.secrets["OPENCLAW_GATEWAY_TOKEN"]
@@ -218,8 +218,8 @@ def main() -> int:
 
     standin = ModelStandIn().start()
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
-        stack = Stack(
-            StackConfig(
+        stack = LocalStack(
+            LocalStackConfig(
                 home=Path(tmp),
                 secrets=fresh_secrets(),
                 freeze_worker=True,

@@ -40,7 +40,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from bench_e2e import GatewaySocket, ms, percentile  # noqa: E402
 
-from devstack import Stack, StackConfig  # noqa: E402
+from devstack import LocalStack, LocalStackConfig  # noqa: E402
 from devstack.containers import ContainersConfig, ContainerStack  # noqa: E402
 from devstack.secrets import fresh_secrets  # noqa: E402
 
@@ -125,8 +125,8 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="bench-prod-local-") as local_home,
         tempfile.TemporaryDirectory(prefix="bench-prod-containers-") as containers_home,
     ):
-        local = Stack(
-            StackConfig(home=Path(local_home), secrets=fresh_secrets(), freeze_worker=True)
+        local = LocalStack(
+            LocalStackConfig(home=Path(local_home), secrets=fresh_secrets(), freeze_worker=True)
         )
         durable = ContainerStack(
             ContainersConfig(

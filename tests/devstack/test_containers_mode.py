@@ -10,6 +10,7 @@ import pytest
 
 from devstack import __main__ as launcher
 from devstack import containers, images
+from devstack.base import WORKER_DIR
 from devstack.containers import (
     containers_wrangler_config,
     miniflare_browser_version,
@@ -17,7 +18,6 @@ from devstack.containers import (
     worker_name_for,
 )
 from devstack.procs import free_ports
-from devstack.stack import WORKER_DIR
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -4,15 +4,15 @@ stand-in, and a Playwright Chromium (Debian's, via executable_path; nothing is d
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from journeys import running_local_stack
 from model_standin import API_KEY, ModelStandIn
 from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 
-from devstack import Stack, StackConfig
+from devstack import LocalStack, LocalStackConfig
 from devstack.secrets import fresh_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,9 +32,9 @@ def standin() -> Iterator[ModelStandIn]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, standin: ModelStandIn) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, standin: ModelStandIn) -> Iterator[LocalStack]:
     home = tmp_path_factory.mktemp("devstack")
-    config = StackConfig(
+    config = LocalStackConfig(
         home=home,
         secrets=fresh_secrets(),
         freeze_worker=True,
@@ -45,20 +45,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, standin: ModelStandIn) -> It
             "ANTHROPIC_API_KEY": API_KEY,
         },
     )
-    running = Stack(config)
-    running.start()
-    running.watch_worker()
-    try:
+    with running_local_stack(config) as running:
         yield running
-    finally:
-        running.stop()
-        if running.worker_revivals:
-            # Visible in the summary: wrangler dev's own crash (workers-sdk#15451), worked around.
-            warnings.warn(
-                f"wrangler dev exited and was started again {running.worker_revivals} time(s); "
-                f"see {running.worker.log_path if running.worker else 'the Worker log'}",
-                stacklevel=1,
-            )
 
 
 @pytest.fixture(scope="module")

@@ -7,24 +7,20 @@ would use the system. The model provider is the only stand-in (model_standin.py)
 
 from __future__ import annotations
 
-import asyncio
-import http.server
 import secrets
 import struct
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-import aiohttp
 import pytest
+from journeys import cdp_handshake, served_page
 from model_standin import API_KEY, REPLY_PREFIX, ModelStandIn
 from playwright.sync_api import Browser, Playwright, expect
-from ui import AdminUi, ControlUi, admin_api
+from ui import AdminUi, ControlUi, admin_api, control_ui
 
-from devstack import Stack
+from devstack import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -43,16 +39,13 @@ def earlier(shared: dict[str, str], key: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def device_a(browser: Browser, stack: Stack) -> Iterator[ControlUi]:
-    ui = ControlUi(browser, stack)
-    try:
+def device_a(browser: Browser, stack: LocalStack) -> Iterator[ControlUi]:
+    with control_ui(browser, stack) as ui:
         yield ui
-    finally:
-        ui.close()
 
 
 @pytest.fixture(scope="module")
-def admin(browser: Browser, stack: Stack) -> Iterator[AdminUi]:
+def admin(browser: Browser, stack: LocalStack) -> Iterator[AdminUi]:
     ui = AdminUi(browser, stack)
     ui.sign_in()
     try:
@@ -71,7 +64,7 @@ def shared() -> dict[str, str]:
 
 
 def test_control_ui_waits_for_admin_approval(
-    stack: Stack,
+    stack: LocalStack,
     device_a: ControlUi,
     admin: AdminUi,
     artifacts: Path,
@@ -126,29 +119,12 @@ def test_chat_round_trip_through_the_worker(
 def local_page() -> Iterator[str]:
     """A page on loopback for the agent's browser to open."""
     body = f"<!doctype html><title>{PAGE_TITLE}</title><h1 id=h>served on loopback</h1>".encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/page.html"
-    finally:
-        server.shutdown()
+    with served_page(body, "/page.html") as url:
+        yield url
 
 
 def test_agent_browser_path_reaches_chromium(
-    playwright: Playwright, stack: Stack, local_page: str, artifacts: Path
+    playwright: Playwright, stack: LocalStack, local_page: str, artifacts: Path
 ) -> None:
     # What OpenClaw's browser tool does: attach over CDP to the bridge on 127.0.0.1 (discovery
     # through its /json/version/). The bridge goes on to the Worker's /cdp with the secret in a
@@ -170,35 +146,19 @@ def test_agent_browser_path_reaches_chromium(
     assert width > 100 and height > 100
 
 
-async def _cdp_status(url: str, headers: dict[str, str]) -> int:
-    async with aiohttp.ClientSession() as session:
-        try:
-            async with session.ws_connect(url, headers=headers) as ws:
-                await ws.close()
-                return 101
-        except aiohttp.WSServerHandshakeError as exc:
-            return exc.status
-
-
-def _handshake(url: str, headers: dict[str, str]) -> int:
-    # Playwright's sync API owns this thread's event loop; aiohttp gets a thread of its own.
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, _cdp_status(url, headers)).result(60)
-
-
-def test_worker_cdp_refuses_without_the_secret(stack: Stack) -> None:
+def test_worker_cdp_refuses_without_the_secret(stack: LocalStack) -> None:
     url = stack.url.replace("http://", "ws://") + "/cdp"
-    assert _handshake(url, {}) == 401
-    assert _handshake(url, {"Authorization": "Bearer " + "x" * 43}) == 401
+    assert cdp_handshake(url, {}) == 401
+    assert cdp_handshake(url, {"Authorization": "Bearer " + "x" * 43}) == 401
     # The same request with the secret is upgraded: the refusals above are about the secret.
     good = {"Authorization": f"Bearer {stack.secrets['MOLT_CDP_SECRET']}"}
-    assert _handshake(url, good) == 101
+    assert cdp_handshake(url, good) == 101
 
 
 # ----------------------------------------------------------------------------- persistence
 
 
-def _wait_snapshot_after(stack: Stack, moment: datetime, timeout: float = 60.0) -> str:
+def _wait_snapshot_after(stack: LocalStack, moment: datetime, timeout: float = 60.0) -> str:
     """Wait until a snapshot newer than `moment` exists and nothing is pending; its id."""
     deadline = time.monotonic() + timeout
     status: dict = {}
@@ -214,7 +174,7 @@ def _wait_snapshot_after(stack: Stack, moment: datetime, timeout: float = 60.0) 
 
 
 def test_state_survives_a_runtime_restart(
-    stack: Stack, device_a: ControlUi, shared: dict[str, str]
+    stack: LocalStack, device_a: ControlUi, shared: dict[str, str]
 ) -> None:
     stack.restart_runtime()
     device_a.reload()
@@ -224,7 +184,7 @@ def test_state_survives_a_runtime_restart(
 
 
 def test_kill_9_loses_nothing_older_than_the_snapshot_window(
-    stack: Stack, device_a: ControlUi, standin: ModelStandIn, shared: dict[str, str]
+    stack: LocalStack, device_a: ControlUi, standin: ModelStandIn, shared: dict[str, str]
 ) -> None:
     mark = marker()
     device_a.send(f"Remember {mark}")
@@ -245,7 +205,7 @@ def test_kill_9_loses_nothing_older_than_the_snapshot_window(
 
 def test_reject_and_revoke_take_effect(
     browser: Browser,
-    stack: Stack,
+    stack: LocalStack,
     device_a: ControlUi,
     admin: AdminUi,
     artifacts: Path,
@@ -290,7 +250,7 @@ def test_reject_and_revoke_take_effect(
 # -------------------------------------------------------------------------- no secret leaks
 
 
-def test_no_secret_in_any_log_or_argv(stack: Stack) -> None:
+def test_no_secret_in_any_log_or_argv(stack: LocalStack) -> None:
     """After everything above, no credential is in a log file or a child's command line."""
     values = [v for v in stack.secrets.values() if v] + [API_KEY]
     for path in sorted(p for p in stack.logs_dir.rglob("*") if p.is_file()):
@@ -307,7 +267,7 @@ def test_no_secret_in_any_log_or_argv(stack: Stack) -> None:
 # ------------------------------------------------------------------- local harness resilience
 
 
-def test_a_dead_wrangler_dev_is_started_again(stack: Stack) -> None:
+def test_a_dead_wrangler_dev_is_started_again(stack: LocalStack) -> None:
     """wrangler dev exits on a client abort (workers-sdk#15451); the stack brings it back."""
     assert stack.worker is not None and stack.worker.proc is not None
     before = stack.worker_revivals

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from journeys import running_local_stack
 from playwright.sync_api import Browser, expect
 from ui import AdminUi, ControlUi
 
-from devstack import Stack, StackConfig
+from devstack import LocalStack, LocalStackConfig
 from devstack.__main__ import summary
 from devstack.secrets import fresh_secrets
 
@@ -18,32 +18,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """This module's own stack: no key, no model, no base URL (overrides conftest's)."""
-    running = Stack(
-        StackConfig(
-            home=tmp_path_factory.mktemp("devstack-nokey"),
-            secrets=fresh_secrets(),
-            freeze_worker=True,
-        )
+    config = LocalStackConfig(
+        home=tmp_path_factory.mktemp("devstack-nokey"),
+        secrets=fresh_secrets(),
+        freeze_worker=True,
     )
-    running.start()
-    running.watch_worker()
-    try:
+    with running_local_stack(config) as running:
         yield running
-    finally:
-        running.stop()
-        if running.worker_revivals:
-            # Visible in the summary: wrangler dev's own crash (workers-sdk#15451), worked around.
-            warnings.warn(
-                f"wrangler dev exited and was started again {running.worker_revivals} time(s); "
-                f"see {running.worker.log_path if running.worker else 'the Worker log'}",
-                stacklevel=1,
-            )
 
 
 def test_starts_and_explains_that_chat_needs_a_key(
-    browser: Browser, stack: Stack, artifacts: Path
+    browser: Browser, stack: LocalStack, artifacts: Path
 ) -> None:
     text = summary(stack, show_secrets=False)
     assert "chat needs a model provider key" in text

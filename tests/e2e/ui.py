@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,7 +66,7 @@ class ControlUi:
         return match.group(1)
 
     def wait_connected(self) -> None:
-        expect(self.page.get_by_placeholder(CHAT_FIELD)).to_be_visible(timeout=UI_TIMEOUT_MS)
+        self._until_in_app(self.page.get_by_placeholder(CHAT_FIELD), "the chat", UI_TIMEOUT_MS)
         expect(self.page.get_by_role("status").filter(has_text="Connected").first).to_be_visible(
             timeout=UI_TIMEOUT_MS
         )
@@ -86,11 +88,42 @@ class ControlUi:
     def wait_text(self, text: str, timeout_ms: int = UI_TIMEOUT_MS) -> None:
         expect(self.page.get_by_text(text).first).to_be_visible(timeout=timeout_ms)
 
+    def wait_in_chat(self, text: str, timeout_ms: int = UI_TIMEOUT_MS) -> None:
+        """Wait for `text` in the conversation (see _until_in_app)."""
+        self._until_in_app(self.page.get_by_text(text).first, repr(text), timeout_ms)
+
+    def _until_in_app(self, target: Locator, what: str, timeout_ms: int) -> None:
+        """Wait for `target` in the app view. Without a model provider, OpenClaw's Control UI
+        may move on to its provider settings some time after it connected (the chat stays in
+        the page, hidden); its "Back to app" button shows the chat again, so it is clicked
+        whenever it shows."""
+        back = self.page.get_by_role("button", name="Back to app")
+        deadline = time.monotonic() + timeout_ms / 1000
+        while not target.is_visible():
+            assert time.monotonic() < deadline, f"{what} not shown in the Control UI"
+            if back.is_visible():
+                back.click()
+            time.sleep(0.5)
+
     def screenshot(self, path: Path) -> None:
         self.page.screenshot(path=str(path))
 
     def close(self) -> None:
         self.context.close()
+
+
+@contextlib.contextmanager
+def control_ui(
+    browser: Browser, stack: Stack, timeout_ms: int | None = None
+) -> Iterator[ControlUi]:
+    """A Control UI browser profile for a test module, closed afterwards."""
+    ui = ControlUi(browser, stack)
+    if timeout_ms is not None:
+        ui.page.set_default_timeout(timeout_ms)
+    try:
+        yield ui
+    finally:
+        ui.close()
 
 
 class AdminUi:
