@@ -22,7 +22,7 @@ from ops.context import Deps
 from ops.errors import Console, OpsError, Redactor
 from ops.init import Answers, loader_problems, run_doctor, run_init
 from ops.pulumi_cli import ROOT, PulumiCli
-from tests.infra.cf_sim import CloudflareSim
+from tests.infra.cf_api import CloudflareApi
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -388,7 +388,7 @@ def doctor_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
 def test_the_real_preflight_passes_on_what_init_stored(
     fake: Fake, doctor_path: Callable[[], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sim = CloudflareSim(token=TOKEN, account_id=ACCOUNT, workers_subdomain="alice")
+    sim = CloudflareApi(token=TOKEN, account_id=ACCOUNT, workers_subdomain="alice")
     for name, value in fake.env.items():
         monkeypatch.setenv(name, value)
     doctor_path()
