@@ -584,18 +584,27 @@ class ContainerStack:
             raise DevstackError(f"the scheduled handler answered {status}")
         deadline = time.monotonic() + 60  # wrangler writes the line seconds later under load
         while time.monotonic() < deadline:
-            for line in self.worker.log_path.read_text(errors="replace")[before:].splitlines():
-                start = line.find("{")
-                if start < 0 or '"cron"' not in line:
-                    continue
-                try:
-                    entry = json.loads(line[start:])
-                except ValueError:
-                    continue
-                if entry.get("event") == "cron":
-                    return entry
+            entry = cron_entry(self.worker.log_path.read_text(errors="replace")[before:])
+            if entry is not None:
+                return entry
             time.sleep(0.2)
         raise DevstackError(f"no cron log line in {self.worker.log_path}")
+
+
+def cron_entry(log: str) -> dict | None:
+    """The first `cron` line the Worker logged in `log` (wrangler dev's output), parsed."""
+    for line in log.splitlines():
+        # wrangler colours a warning's line: the JSON ends before the escape codes around it.
+        start, end = line.find('{"level"'), line.rfind("}") + 1
+        if start < 0 or '"event":"cron"' not in line:
+            continue
+        try:
+            entry = json.loads(line[start:end])
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("event") == "cron":
+            return entry
+    return None
 
 
 def _unix_get(path: Path, target: str) -> bytes | None:

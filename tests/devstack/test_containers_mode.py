@@ -13,6 +13,7 @@ from devstack import containers, images
 from devstack.base import WORKER_DIR
 from devstack.containers import (
     containers_wrangler_config,
+    cron_entry,
     miniflare_browser_version,
     strip_jsonc,
     worker_name_for,
@@ -77,3 +78,20 @@ def test_containers_mode_without_podman_says_what_it_needs(
     assert code == 1
     assert "the containers mode needs podman" in out
     assert "bootstrap.py --containers" in out
+
+
+def test_cron_lines_are_read_also_when_wrangler_colours_them() -> None:
+    plain = '{"level":"info","event":"cron","route":"cron","action":"not_running"}'
+    warned = (
+        "\x1b[33m▲ \x1b[43;33m[\x1b[43;30mWARNING\x1b[43;33m]\x1b[0m \x1b[1m"
+        '{"level":"warn","event":"cron","action":"snapshot_failed","upstream_status":502}\x1b[0m'
+    )
+    other = '{"level":"info","event":"request","path":"/cron"}'
+    assert cron_entry(f"{other}\n{plain}\n") == json.loads(plain)
+    assert cron_entry(f"[wrangler:info] GET / 200\n{warned}\n") == {
+        "level": "warn",
+        "event": "cron",
+        "action": "snapshot_failed",
+        "upstream_status": 502,
+    }
+    assert cron_entry(other) is None
