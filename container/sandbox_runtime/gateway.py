@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Literal
 
 import aiohttp
@@ -58,6 +59,8 @@ class Gateway:
         self._output = asyncio.Event()
         self._restart_requested = False
         self._http: aiohttp.ClientSession | None = None
+        # Called each time a run turns ready (the first one and after every restart).
+        self.on_ready: list[Callable[[], None]] = []
 
     @property
     def base_url(self) -> str:
@@ -188,6 +191,8 @@ class Gateway:
         self.state = "ready"
         self._ready_event.set()
         log.info("gateway ready (pid %s)", self.pid)
+        for callback in self.on_ready:
+            callback()
         failures = 0
         while True:
             await asyncio.sleep(PROBE_INTERVAL_S)

@@ -28,6 +28,7 @@ from .devices import Devices
 from .gateway import Gateway
 from .logs import LogRing, Redactor
 from .openclaw_cli import ConfigCheck, OpenClawCli, ValidatorFailed
+from .security_audit import SecurityAudit
 from .settings import Settings
 from .skills import remove_workspace_copies
 from .snapshots import SnapshotError, SnapshotInfo, SnapshotManager, Store, StoreUnavailable
@@ -66,6 +67,8 @@ class Supervisor:
         self.cli = OpenClawCli(settings)
         self.gateway = Gateway(settings, redactor)
         self.devices = Devices(self.cli)
+        self.audit = SecurityAudit(self.cli, redactor, settings.config_path)
+        self.gateway.on_ready.append(lambda: self.audit.request("gateway ready"))
         self.snapshots: SnapshotManager | None = None
         self._store = store
         self._key = key
@@ -181,6 +184,9 @@ class Supervisor:
         self, gateway_task: asyncio.Task[None], watching: contextlib.AsyncExitStack
     ) -> None:
         assert self.snapshots is not None
+        # Served from before the first ready, so that ready's request is taken at once; the
+        # audit runs beside the gateway and never holds up readiness.
+        await watching.enter_async_context(self.audit.running())
         try:
             ready_or_stop = asyncio.create_task(self.gateway.wait_ready(float("inf")))
             stop_wait = asyncio.create_task(self._stop.wait())
@@ -258,4 +264,7 @@ class Supervisor:
             # One display string: the admin UI shows it as is.
             "version": f"sandbox-runtime {runtime_version()}, "
             f"openclaw {self._openclaw_version or 'unknown'}",
+            "openclaw_version": self._openclaw_version,
+            # OpenClaw's own `security audit` of this config and state (security_audit.py).
+            "security": self.audit.status(),
         }

@@ -30,10 +30,13 @@ class Behaviour:
     gateway_state: str = "ready"
     snapshot_age_s: float | None = 42.0
     snapshot_pending: bool = False
+    # The runtime's security block: one per status call, the last sticks (like phases).
+    audits: list[dict[str, Any] | None] = field(default_factory=lambda: [audit()])
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     def status(self) -> dict[str, Any]:
         phase = self.phases.pop(0) if len(self.phases) > 1 else self.phases[0]
+        security = self.audits.pop(0) if len(self.audits) > 1 else self.audits[0]
         return {
             "phase": phase,
             "gateway": {"state": self.gateway_state if phase == "ready" else "starting", "pid": 7},
@@ -43,7 +46,30 @@ class Behaviour:
                 "pending": self.snapshot_pending,
             },
             "version": "2026.9.6",
+            **({"security": security} if security is not None else {}),
         }
+
+
+def audit(state: str = "done", *severities: str) -> dict[str, Any]:
+    """A `security` block as the runtime reports it, one finding per severity given."""
+    findings = [
+        {
+            "id": f"example.{severity}_{index}",
+            "severity": severity,
+            "title": f"A {severity} finding",
+            "detail": "What OpenClaw saw.",
+            "fix": f"How to fix {index}.",
+        }
+        for index, severity in enumerate(severities or ("warn", "info"))
+    ]
+    return {
+        "state": state,
+        "checked_at": "2026-12-01T00:00:00Z",
+        "findings": findings,
+        "counts": {
+            s: sum(f["severity"] == s for f in findings) for s in ("critical", "warn", "info")
+        },
+    }
 
 
 def _handler(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:

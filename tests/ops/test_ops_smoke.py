@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from ops_fakes import Cli, MemoryStack
-from ops_worker_imitation import TEAM, Behaviour, serve
+from ops_worker_imitation import TEAM, Behaviour, audit, serve
 
 GATEWAY_TOKEN = "gw-token-do-not-print-0f9e8d7c"
 
@@ -51,11 +51,18 @@ def test_healthy_stack_passes_every_check(cli: Cli, tmp_path: Path, refusal: str
     with serve(b) as url:
         run = smoke(cli, outputs_file(tmp_path, url, b))
     assert run.code == 0, run.text
-    assert "smoke: 6 checks, 0 failed" in run.out
+    assert "smoke: 7 checks, 0 failed" in run.out
     assert "gateway running, last snapshot 42s old, nothing unsaved" in run.out
     # The refusals were checked without credentials, the status with the service token.
     admin_calls = [h for p, h in b.seen if p.startswith(("/_admin", "/api/admin", "/debug"))]
-    assert [("CF-Access-Client-Secret" in h) for h in admin_calls] == [False, False, False, True]
+    assert [("CF-Access-Client-Secret" in h) for h in admin_calls] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert "ok   security audit: no critical findings, 1 warning(s)" in run.out
     assert_no_secrets(run.text, b)
 
 
@@ -66,7 +73,7 @@ def test_public_admin_path_fails_loudly(cli: Cli, tmp_path: Path) -> None:
     assert run.code == 1
     assert "FAIL /_admin/ without Access" in run.out
     assert "PUBLIC" in run.out
-    assert "smoke: 6 checks, 3 failed" in run.out
+    assert "smoke: 7 checks, 3 failed" in run.out
     assert_no_secrets(run.text, b)
 
 
@@ -209,3 +216,55 @@ def test_outputs_read_through_pulumi_seam(cli: Cli, tmp_path: Path) -> None:
     assert ("outputs", "staging") in cli.pulumi.calls
     assert missing.code == 1
     assert "no stack named 'nope'" in missing.err
+
+
+def test_a_critical_audit_finding_fails_with_its_fix(cli: Cli, tmp_path: Path) -> None:
+    b = Behaviour(audits=[audit("done", "critical", "warn")])
+    with serve(b) as url:
+        run = smoke(cli, outputs_file(tmp_path, url, b))
+    assert run.code == 1
+    assert "FAIL security audit: OpenClaw's security audit reports 1 critical finding(s)" in run.out
+    assert "A critical finding [example.critical_0]: fix: How to fix 0." in run.out
+    assert "smoke: 7 checks, 1 failed" in run.out
+
+
+def test_an_audit_still_running_is_waited_for(cli: Cli, tmp_path: Path) -> None:
+    b = Behaviour(audits=[audit("pending"), audit("running"), audit("done", "warn")])
+    with serve(b) as url:
+        run = cli(
+            "smoke",
+            "--stack",
+            "dev",
+            "--outputs-file",
+            str(outputs_file(tmp_path, url, b)),
+            "--wait",
+            "5",
+            "--poll-interval",
+            "0.05",
+        )
+    assert run.code == 0, run.text
+    assert "ok   security audit: no critical findings, 1 warning(s)" in run.out
+
+
+def test_an_audit_that_never_finishes_fails_after_wait(cli: Cli, tmp_path: Path) -> None:
+    b = Behaviour(audits=[audit("running")])
+    with serve(b) as url:
+        run = smoke(cli, outputs_file(tmp_path, url, b))
+    assert run.code == 1
+    assert "FAIL security audit: after 0s: OpenClaw's security audit has not finished" in run.out
+
+
+def test_a_failed_audit_passes_with_a_note(cli: Cli, tmp_path: Path) -> None:
+    b = Behaviour(audits=[audit("failed", "warn")])
+    with serve(b) as url:
+        run = smoke(cli, outputs_file(tmp_path, url, b))
+    assert run.code == 0, run.text
+    assert "the last audit did not complete" in run.out
+
+
+def test_a_runtime_without_the_audit_fails(cli: Cli, tmp_path: Path) -> None:
+    b = Behaviour(audits=[None])
+    with serve(b) as url:
+        run = smoke(cli, outputs_file(tmp_path, url, b))
+    assert run.code == 1
+    assert "the runtime reports no security audit" in run.out
