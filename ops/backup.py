@@ -38,7 +38,7 @@ from sandbox_runtime.snapshots import (
 from sandbox_runtime.snapshots.cli import import_archive
 
 from . import outputs as names
-from .context import Deps, stack_outputs
+from .context import Commands, Deps, add_stack_options, stack_outputs
 from .errors import Console, OpsError
 from .outputs import StackOutputs
 
@@ -261,7 +261,7 @@ def cmd_import(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     return 0
 
 
-def add_backup_parser(commands: Any, stack_options: Callable[..., None]) -> None:
+def register(commands: Commands) -> None:
     backup = commands.add_parser(
         "backup",
         help="list, download, restore or import snapshots of a stack",
@@ -274,7 +274,7 @@ def add_backup_parser(commands: Any, stack_options: Callable[..., None]) -> None
         help="kept snapshots with time and size",
         description="List kept snapshots, newest first.",
     )
-    stack_options(listing, outputs=True)
+    add_stack_options(listing, outputs=True)
     listing.set_defaults(handler=cmd_list)
     download = actions.add_parser(
         "download",
@@ -283,7 +283,7 @@ def add_backup_parser(commands: Any, stack_options: Callable[..., None]) -> None
         "and directories only, relative names), created with mode 0600.",
     )
     download.add_argument("id", help="snapshot id from `backup list`")
-    stack_options(download, outputs=True)
+    add_stack_options(download, outputs=True)
     download.add_argument("--output", help="archive path (default: <stack>-<id>.tar.gz)")
     download.set_defaults(handler=cmd_download)
     restore = actions.add_parser(
@@ -293,7 +293,7 @@ def add_backup_parser(commands: Any, stack_options: Callable[..., None]) -> None
         "with a conditional write; the runtime restores it on its next boot.",
     )
     restore.add_argument("id", help="snapshot id from `backup list`")
-    stack_options(restore, outputs=True)
+    add_stack_options(restore, outputs=True)
     restore.add_argument("--yes", action="store_true", help="really move HEAD")
     restore.set_defaults(handler=cmd_restore)
     importer = actions.add_parser(
@@ -303,6 +303,6 @@ def add_backup_parser(commands: Any, stack_options: Callable[..., None]) -> None
         "importer), encrypt its state and store it as the newest generation.",
     )
     importer.add_argument("archive", help="the .tar.gz that `openclaw backup create` wrote")
-    stack_options(importer, outputs=True)
+    add_stack_options(importer, outputs=True)
     importer.add_argument("--yes", action="store_true", help="really import")
     importer.set_defaults(handler=cmd_import)

@@ -1,4 +1,5 @@
-"""What a command reaches outside the process (the seams tests replace), and the stack outputs."""
+"""What a command reaches outside the process (the seams tests replace), the stack outputs, and
+the options every stack command shares."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeAlias
 
 import httpx
 
@@ -17,6 +18,9 @@ from .pulumi_cli import Pulumi, PulumiCli, check_stack_name
 
 if TYPE_CHECKING:
     import cloudflare
+
+# What a command module's `register(commands)` adds its subcommands to (ops/__main__.py).
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _default_pulumi(args: argparse.Namespace, console: Console) -> Pulumi:
@@ -48,3 +52,14 @@ def stack_outputs(args: argparse.Namespace, deps: Deps, console: Console) -> Sta
     if args.outputs_file:
         return StackOutputs.from_file(Path(args.outputs_file), stack, console.redact)
     return StackOutputs.from_pulumi(deps.pulumi(args, console), stack, console.redact)
+
+
+def add_stack_options(parser: argparse.ArgumentParser, *, outputs: bool) -> None:
+    """`--stack`, and with `outputs` the `--outputs-file` that `stack_outputs` reads."""
+    parser.add_argument("--stack", required=True, help="stack name: dev, staging, prod or pr-<n>")
+    if outputs:
+        parser.add_argument(
+            "--outputs-file",
+            help="read the stack outputs from this JSON file (`pulumi stack output --json "
+            "--show-secrets`) instead of running the Pulumi CLI",
+        )

@@ -8,11 +8,15 @@ infra program additionally refuses `ephemeral` on them and protects their data.
 
 from __future__ import annotations
 
+import argparse
 import re
 
+import contract
+
+from .context import Commands, Deps
 from .errors import Console, OpsError
 from .github import GitHub
-from .pulumi_cli import PROJECT, Pulumi
+from .pulumi_cli import PROJECT, Pulumi, check_stack_name
 
 PR_STACK = re.compile(r"^pr-([1-9][0-9]{0,8})$")
 EPHEMERAL_KEY = f"{PROJECT}:ephemeral"
@@ -34,12 +38,10 @@ def create(pulumi: Pulumi, number: int, template: str, console: Console) -> str:
     and is simply created again. The template's config is then copied over, so a pull request
     that changes staging's config is reviewed with it.
     """
-    from infra.settings import PROD_STACK  # the program's own test of a production stack name
-
     stack = pr_stack(number)
     if PR_STACK.match(template):
         raise OpsError(f"template {template!r} is itself a review stack: use staging.")
-    if PROD_STACK.match(template):
+    if contract.is_production_stack(template):
         # A review stack runs the pull request's code with the template's secrets.
         raise OpsError(
             f"template {template!r} is a production stack: review stacks must never receive "
@@ -92,7 +94,8 @@ def destroy(pulumi: Pulumi, stack: str, console: Console) -> None:
             raise exc from None
         console.print(f"{stack}: never deployed; removed the empty stack")
         return
-    if pulumi.config(stack).get(EPHEMERAL_KEY) != "true":
+    # Read as the program reads it ("True" is ephemeral too); a malformed value is not.
+    if contract.parse_flag(pulumi.config(stack).get(EPHEMERAL_KEY), False) is not True:
         raise OpsError(
             f"refusing to destroy {stack}: its deployed configuration does not say "
             f"{EPHEMERAL_KEY}=true, so it may hold data worth keeping."
@@ -122,3 +125,73 @@ def sweep(pulumi: Pulumi, github: GitHub, repo: str, console: Console, *, dry_ru
             failures += 1
             console.warn(f"{stack}: {exc}")
     return failures
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def cmd_review_create(args: argparse.Namespace, deps: Deps, console: Console) -> int:
+    create(deps.pulumi(args, console), args.pr, check_stack_name(args.template), console)
+    return 0
+
+
+def cmd_review_destroy(args: argparse.Namespace, deps: Deps, console: Console) -> int:
+    stack = pr_stack(args.pr) if args.pr is not None else check_stack_name(args.stack)
+    destroy(deps.pulumi(args, console), stack, console)
+    return 0
+
+
+def cmd_review_sweep(args: argparse.Namespace, deps: Deps, console: Console) -> int:
+    repo = args.repo or deps.env.get("GITHUB_REPOSITORY", "")
+    if not repo:
+        raise OpsError("pass --repo owner/name or set GITHUB_REPOSITORY.")
+    token = deps.env.get("GITHUB_TOKEN", "")
+    console.redact.add(token)
+    github = GitHub(token, transport=deps.github_transport)
+    try:
+        failures = sweep(deps.pulumi(args, console), github, repo, console, dry_run=args.dry_run)
+    finally:
+        github.close()
+    if failures:
+        raise OpsError(f"{failures} review stack(s) could not be swept; see the lines above.")
+    return 0
+
+
+def register(commands: Commands) -> None:
+    review = commands.add_parser(
+        "review",
+        help="ephemeral pr-<n> stacks: create, destroy, sweep leftovers",
+        description="Review stacks for pull requests. Only stacks named pr-<n> whose deployed "
+        "config says ephemeral=true are ever destroyed.",
+    )
+    actions = review.add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    rcreate = actions.add_parser(
+        "create",
+        help="create pr-<n> from a template stack's config",
+        description="`pulumi stack init pr-<n> --copy-config-from <template>`, then mark it "
+        "ephemeral and give it an Access service token for the smoke test.",
+    )
+    rcreate.add_argument("--pr", type=int, required=True, help="pull request number")
+    rcreate.add_argument("--template", default="staging", help="stack to copy (default: staging)")
+    rcreate.set_defaults(handler=cmd_review_create)
+    rdestroy = actions.add_parser(
+        "destroy",
+        help="destroy and remove pr-<n> (refuses anything else)",
+        description="Destroy a review stack and remove it; refuses stacks not named pr-<n> or "
+        "whose deployed config is not ephemeral.",
+    )
+    target = rdestroy.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pr", type=int, help="pull request number")
+    target.add_argument("--stack", help="stack name (must be pr-<n>)")
+    rdestroy.set_defaults(handler=cmd_review_destroy)
+    rsweep = actions.add_parser(
+        "sweep",
+        help="destroy pr-<n> stacks whose pull request is closed",
+        description="List pr-<n> stacks, ask GitHub (GITHUB_TOKEN) whether each pull request is "
+        "still open, and destroy the stacks of closed ones.",
+    )
+    rsweep.add_argument("--repo", help="owner/name (default: $GITHUB_REPOSITORY)")
+    rsweep.add_argument(
+        "--dry-run", action="store_true", help="only report what would be destroyed"
+    )
+    rsweep.set_defaults(handler=cmd_review_sweep)

@@ -8,10 +8,12 @@ snapshot, and replacing it would make them unreadable.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
+from .context import Commands, Deps, add_stack_options
 from .errors import Console, OpsError
-from .pulumi_cli import PROJECT, Pulumi
+from .pulumi_cli import PROJECT, Pulumi, check_stack_name
 
 
 @dataclass(frozen=True)
@@ -70,3 +72,29 @@ def rotate(pulumi: Pulumi, stack: str, which: str, console: Console, *, deploy: 
     else:
         console.print(f"not deployed (--no-up): run `pulumi up --stack {stack}` to roll it out")
     return new
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def cmd_rotate(args: argparse.Namespace, deps: Deps, console: Console) -> int:
+    stack = check_stack_name(args.stack)
+    if not args.yes:
+        console.print(f"What rotating {args.secret} breaks: {ROTATIONS[args.secret].breaks}")
+        raise OpsError("nothing changed: re-run with --yes to rotate.")
+    rotate(deps.pulumi(args, console), stack, args.secret, console, deploy=not args.no_up)
+    return 0
+
+
+def register(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "rotate",
+        help="rotate a generated secret and roll the Worker",
+        description="Bump the secret's rotate* counter in the stack config and run `pulumi up`. "
+        "Prints what the rotation breaks; nothing changes without --yes.",
+    )
+    parser.add_argument("secret", choices=sorted(ROTATIONS), help="which secret to rotate")
+    add_stack_options(parser, outputs=False)
+    parser.add_argument("--yes", action="store_true", help="really rotate")
+    parser.add_argument("--no-up", action="store_true", help="only bump the counter; deploy later")
+    parser.set_defaults(handler=cmd_rotate)

@@ -12,23 +12,27 @@ current Pulumi CLIs (as the legacy name of `use_path_style`) and by older ones.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import boto3
-import cloudflare
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
-
-from infra.permissions import R2_BUCKET_ITEM_WRITE, r2_bucket_resource
-
+from .context import Commands, Deps
 from .errors import Console, OpsError
+
+# boto3, the Cloudflare SDK and infra.permissions (which loads the Pulumi provider) take seconds
+# to import, and `python -m ops` loads this module for every command to build its parser: they
+# are imported by the two functions that use them.
+if TYPE_CHECKING:
+    import cloudflare
+    from botocore.exceptions import ClientError
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _ACCOUNT_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -82,6 +86,8 @@ def check_names(account_id: str, bucket: str) -> None:
 
 
 def _cloudflare_failure(exc: cloudflare.APIError, doing: str) -> OpsError:
+    import cloudflare
+
     if isinstance(exc, cloudflare.AuthenticationError | cloudflare.PermissionDeniedError):
         return OpsError(
             f"Cloudflare refused to {doing} ({exc.status_code}): the token is expired or lacks a "
@@ -96,6 +102,10 @@ def _cloudflare_failure(exc: cloudflare.APIError, doing: str) -> OpsError:
 def create_state_bucket(
     client: cloudflare.Cloudflare, account_id: str, bucket: str, token_name: str, console: Console
 ) -> StateCredentials:
+    import cloudflare
+
+    from infra.permissions import R2_BUCKET_ITEM_WRITE, r2_bucket_resource
+
     check_names(account_id, bucket)
     try:
         # A 409 means the bucket exists; the SDK would retry it, which only delays the answer.
@@ -201,6 +211,10 @@ def parse_login_url(url: str) -> Backend:
 
 def check_backend(url: str, env: Mapping[str, str], console: Console) -> None:
     """Write, read back and delete a probe object where Pulumi keeps its state."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+    from botocore.exceptions import BotoCoreError, ClientError
+
     backend = parse_login_url(url)
     key_id = env.get("AWS_ACCESS_KEY_ID", "")
     secret = env.get("AWS_SECRET_ACCESS_KEY", "")
@@ -257,3 +271,97 @@ def _s3_failure(exc: ClientError, backend: Backend) -> OpsError:
             f"bucket {backend.bucket} does not exist at {backend.endpoint}: create it first."
         )
     return OpsError(f"S3 request to {backend.endpoint} failed ({status} {code}).")
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def cmd_state_create(args: argparse.Namespace, deps: Deps, console: Console) -> int:
+    token = deps.env.get("CLOUDFLARE_API_TOKEN", "")
+    if not token:
+        raise OpsError(
+            "CLOUDFLARE_API_TOKEN is not set: export a token with 'Workers R2 Storage: Edit' "
+            "and 'Account API Tokens: Edit' (read it with `read -s`, never type it on the "
+            "command line)."
+        )
+    console.redact.add(token)
+    account_id = args.account_id or deps.env.get("CLOUDFLARE_ACCOUNT_ID", "")
+    path = Path(args.credentials_file).expanduser()
+    if not args.show_secrets and path.exists():
+        # Checked before anything is created: the new token could not be shown again.
+        raise OpsError(
+            f"{path} already exists: keep it (it may hold working credentials) or move it "
+            "away, or pass another --credentials-file."
+        )
+    creds = create_state_bucket(
+        deps.cloudflare(token),
+        account_id,
+        args.bucket,
+        args.token_name or f"pulumi-state-{args.bucket}",
+        console,
+    )
+    console.print("")
+    console.print("Log in to the state backend with:")
+    console.print(f"  pulumi login '{creds.login_url}'")
+    if args.show_secrets:
+        console.print("Set these variables (they are shown because of --show-secrets):")
+        for line in creds.env_lines():
+            # Printed on purpose: bypass the redactor for exactly these lines.
+            print(f"  {line}", file=deps.out or sys.stdout, flush=True)
+    else:
+        write_credentials_file(path, creds)
+        console.print(
+            f"Credentials written to {path} (mode 0600): PULUMI_BACKEND_URL, AWS_ACCESS_KEY_ID "
+            "and AWS_SECRET_ACCESS_KEY. Load them with:"
+        )
+        console.print(f"  set -a; . {path}; set +a")
+    console.print(
+        "and choose a passphrase for the stacks' secrets: export PULUMI_CONFIG_PASSPHRASE"
+    )
+    return 0
+
+
+def cmd_state_check(args: argparse.Namespace, deps: Deps, console: Console) -> int:
+    url = args.backend_url or deps.env.get("PULUMI_BACKEND_URL", "")
+    if not url:
+        raise OpsError("pass --backend-url or set PULUMI_BACKEND_URL to the `pulumi login` URL.")
+    check_backend(url, deps.env, console)
+    return 0
+
+
+def register(commands: Commands) -> None:
+    state = commands.add_parser(
+        "state-bucket",
+        help="keep Pulumi state in an R2 bucket (create it, check it)",
+        description="Pulumi state in R2 through Pulumi's S3 (DIY) backend.",
+    )
+    actions = state.add_subparsers(dest="state_command", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create",
+        help="create the state bucket and a token scoped to it",
+        description="Create an R2 bucket and an account API token limited to it, then print the "
+        "`pulumi login` line. Reads CLOUDFLARE_API_TOKEN from the environment. The S3 "
+        "credentials go to a new 0600 file unless --show-secrets prints them.",
+    )
+    create.add_argument(
+        "--account-id", help="Cloudflare account id (default: $CLOUDFLARE_ACCOUNT_ID)"
+    )
+    create.add_argument("--bucket", required=True, help="state bucket name, e.g. moltworker-state")
+    create.add_argument(
+        "--token-name", help="name of the scoped token (default: pulumi-state-<bucket>)"
+    )
+    create.add_argument(
+        "--credentials-file",
+        default="~/.config/moltworker/pulumi-state.env",
+        help="new file (mode 0600) for the S3 credentials (default: %(default)s)",
+    )
+    create.add_argument("--show-secrets", action="store_true", help="print the credentials instead")
+    create.set_defaults(handler=cmd_state_create)
+    check = actions.add_parser(
+        "check",
+        help="write, read and delete a probe object in the state backend",
+        description="Use the `pulumi login` URL and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY "
+        "to write, read back and delete a probe object, as the Pulumi CLI would.",
+    )
+    check.add_argument("--backend-url", help="the s3:// login URL (default: $PULUMI_BACKEND_URL)")
+    check.set_defaults(handler=cmd_state_check)
