@@ -1,6 +1,6 @@
 """Smoke test of a deployed stack: public health, Access in front of the admin paths, the CDP
 route closed without its secret, and (with an Access service token) a running gateway with a
-recent snapshot.
+recent snapshot and no critical finding in OpenClaw's own security audit.
 
 Refusals are what prove the protection: an admin path must answer 401/403 or a redirect to the
 team's `*.cloudflareaccess.com` login, never 200. Redirects are not followed, so a login page
@@ -171,6 +171,41 @@ def _describe_status(body: dict[str, Any], max_age_s: float) -> tuple[bool, str]
     return True, f"gateway running, last snapshot {age:.0f}s old, {saved}"
 
 
+def _describe_security(body: dict[str, Any]) -> tuple[bool | None, str]:
+    """(None while the audit has not finished, else whether it passed, and what it found)."""
+    security = body.get("security")
+    if not isinstance(security, dict):
+        return False, (
+            "the runtime reports no security audit: the container runs a runtime older than this "
+            "checkout; deploy it with `pulumi up`"
+        )
+    state = security.get("state")
+    if state in ("pending", "running"):
+        return None, f"OpenClaw's security audit has not finished (state {state!r})"
+    findings = security.get("findings")
+    if state not in ("done", "failed") or not isinstance(findings, list):
+        return False, f"the runtime's security audit status is not understood (state {state!r})"
+    critical = [f for f in findings if isinstance(f, dict) and f.get("severity") == "critical"]
+    if critical:
+        lines = "; ".join(
+            f"{_short(f.get('title'))} [{_short(f.get('id'))}]: fix: {_short(f.get('fix'))}"
+            for f in critical
+        )
+        return False, (
+            f"OpenClaw's security audit reports {len(critical)} critical finding(s): {lines}. "
+            "Change the stack's config accordingly (the admin page lists every finding) and "
+            "`pulumi up`"
+        )
+    warned = sum(1 for f in findings if isinstance(f, dict) and f.get("severity") == "warn")
+    note = " (the last audit did not complete: see the admin page)" if state == "failed" else ""
+    return True, f"no critical findings, {warned} warning(s){note}"
+
+
+def _short(value: Any, limit: int = 240) -> str:
+    text = " ".join(value.split()) if isinstance(value, str) else "-"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def check_status(
     client: httpx.Client,
     target: SmokeTarget,
@@ -196,6 +231,32 @@ def check_status(
         sleep(min(target.poll_s, max(0.05, deadline - clock())))
 
 
+def check_security(
+    client: httpx.Client,
+    target: SmokeTarget,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> str:
+    """OpenClaw's own security audit, as the runtime reports it: no critical finding."""
+    if target.service_token is None:
+        raise CheckFailed("no Access service token (see the status check), or pass --no-status")
+    deadline = clock() + target.wait_s
+    while True:
+        body = _status(client, target, target.service_token)
+        if body.get("phase") not in ("ready", "degraded"):
+            # The audit runs once the gateway is ready.
+            passed, detail = None, f"the sandbox is not ready (phase {body.get('phase')!r})"
+        else:
+            passed, detail = _describe_security(body)
+        if passed is True:
+            return detail
+        if passed is False:
+            raise CheckFailed(detail)
+        if clock() >= deadline:
+            raise CheckFailed(f"after {target.wait_s:.0f}s: {detail}")
+        sleep(min(target.poll_s, max(0.05, deadline - clock())))
+
+
 def run_smoke(
     target: SmokeTarget,
     console: Console,
@@ -215,6 +276,7 @@ def run_smoke(
     ]
     if with_status:
         checks.append(("admin status with service token", lambda c: check_status(c, target)))
+        checks.append(("security audit", lambda c: check_security(c, target)))
     timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
     failed = 0
     with httpx.Client(timeout=timeout, follow_redirects=False, transport=transport) as client:
