@@ -71,6 +71,92 @@ async function loadStatus() {
 	$("snapshot-age").textContent = age(status.snapshot?.age_s);
 	$("status-model").textContent = describeModel(status.model);
 	$("status-version").textContent = status.version ?? "–";
+	$("openclaw-version").textContent = status.openclaw_version ?? "unknown";
+	$("upgrade-state").textContent = describeUpgrade(status.upgrade);
+	showSecurity(status.security);
+}
+
+/** The upgrade slot: what the runtime says of an upgrade, once it reports one. */
+function describeUpgrade(upgrade) {
+	if (upgrade && typeof upgrade.state === "string") {
+		return upgrade.message ? `${upgrade.state}: ${upgrade.message}` : upgrade.state;
+	}
+	return "None in progress. The version changes with the stack's openclawVersion and pulumi up.";
+}
+
+const SEVERITY_LABEL = { critical: "Critical", warn: "Warning", info: "Info" };
+
+/** OpenClaw's own security audit, as the runtime keeps it (every text set as text, never HTML). */
+function showSecurity(security) {
+	const summary = $("security-summary");
+	const state = $("security-state");
+	const list = $("security-findings");
+	if (!security || typeof security !== "object") {
+		summary.className = "pill";
+		summary.textContent = "unavailable";
+		state.textContent = "This runtime does not report OpenClaw's security audit.";
+		list.replaceChildren();
+		return;
+	}
+	const counts = security.counts ?? {};
+	const findings = Array.isArray(security.findings) ? security.findings : [];
+	if (counts.critical) {
+		summary.className = "pill critical";
+		summary.textContent = `${counts.critical} critical`;
+	} else if (counts.warn) {
+		summary.className = "pill warn";
+		summary.textContent = `${counts.warn} warning${counts.warn === 1 ? "" : "s"}`;
+	} else if (security.state === "done") {
+		summary.className = "pill ok";
+		summary.textContent = "no warnings";
+	} else {
+		summary.className = "pill";
+		summary.textContent = security.state ?? "unknown";
+	}
+	const checked = security.checked_at ? `Last audit ${when(security.checked_at)}` : "No audit yet";
+	state.textContent =
+		{
+			pending: "The audit runs once the gateway is ready.",
+			running: `${checked}; auditing again now…`,
+			done: `${checked}, by OpenClaw's own openclaw security audit.`,
+			failed: `${checked}; the latest run did not complete (see below).`,
+		}[security.state] ?? checked;
+	list.replaceChildren(...findings.map(renderFinding));
+}
+
+function renderFinding(finding) {
+	const severity = ["critical", "warn", "info"].includes(finding.severity)
+		? finding.severity
+		: "info";
+	const li = document.createElement("li");
+	li.className = `finding ${severity}`;
+	li.dataset.checkId = finding.id ?? "";
+	const head = document.createElement("div");
+	head.className = "head";
+	const pill = document.createElement("span");
+	pill.className = `pill ${severity}`;
+	pill.textContent = SEVERITY_LABEL[severity];
+	const title = document.createElement("span");
+	title.className = "title";
+	title.textContent = finding.title ?? finding.id ?? "Finding";
+	const id = document.createElement("span");
+	id.className = "id";
+	id.textContent = finding.id ?? "";
+	head.append(pill, title, id);
+	li.append(head);
+	if (finding.detail) {
+		const detail = document.createElement("p");
+		detail.className = "detail";
+		detail.textContent = finding.detail;
+		li.append(detail);
+	}
+	if (finding.fix) {
+		const fix = document.createElement("p");
+		fix.className = "fix";
+		fix.textContent = finding.fix;
+		li.append(fix);
+	}
+	return li;
 }
 
 /** The model row: which model answers, or which setting takes the missing key. */

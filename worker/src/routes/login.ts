@@ -15,18 +15,25 @@ const FORM = `<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
 <title>Sign in: local admin</title>
 <link rel="stylesheet" href="/_admin/admin.css">
 </head>
 <body>
+<header class="topbar">
+<div class="mark" aria-hidden="true">M</div>
+<h1>Agent admin</h1>
+</header>
 <main>
+<section class="card signin">
 <h1>Local admin sign-in</h1>
-<p>Enter the admin token that <code>make dev</code> stored in .cache/local/admin-token.</p>
+<p class="muted">Enter the admin token that <code>make dev</code> stored in <code>.cache/local/admin-token</code>.</p>
 <form method="post" action="/_admin/login">
 <label for="token">Admin token</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required>
-<button id="sign-in" type="submit">Sign in</button>
+<button id="sign-in" class="primary" type="submit">Sign in</button>
 </form>
+</section>
 </main>
 </body>
 </html>
@@ -47,7 +54,10 @@ export async function loginRoute(request: Request, config: LocalAdmin): Promise<
 	if (!token || !(await secretEquals(token, config.adminToken))) {
 		log("warn", "local sign-in refused", { route: "login" });
 		return htmlResponse(
-			FORM.replace("<form", '<p role="alert" id="login-error">Wrong token.</p>\n<form'),
+			FORM.replace(
+				"<form",
+				'<p role="alert" id="login-error" class="error">Wrong token.</p>\n<form',
+			),
 			401,
 		);
 	}
