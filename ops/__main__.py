@@ -28,7 +28,6 @@ COMMAND_MODULES = (
     "backup",
     "doctor",
     "adopt",
-    "upgrade",
 )
 
 
