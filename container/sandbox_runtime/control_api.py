@@ -24,7 +24,6 @@ log = logging.getLogger("control")
 audit = logging.getLogger("control.audit")
 
 MAX_LOG_LINES = 1000
-CALLER_KEY = web.AppKey("caller", str)
 SUPERVISOR_KEY: web.AppKey[Supervisor] = web.AppKey("supervisor")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
