@@ -27,7 +27,6 @@ import pulumi
 
 from infra import settings
 
-from . import doctor
 from .context import Deps
 from .errors import Console, OpsError
 from .pulumi_cli import PulumiCli, check_stack_name
@@ -84,23 +83,35 @@ class StackCli(Protocol):
 # --- the contract: the settings loader over the config being built ---------------------------
 
 
-def loader_problems(stack: str, values: Mapping[str, str], secret_keys: Iterable[str]) -> list[str]:
-    """Every problem `infra.settings.load` finds in this config (full keys -> raw values)."""
+def load_settings(
+    stack: str,
+    values: Mapping[str, str],
+    secret_keys: Iterable[str],
+    warn: Callable[[str], None] = lambda _: None,
+) -> settings.Settings:
+    """`infra.settings.load` over this config (full keys -> raw values); SettingsError if bad."""
 
-    def run() -> list[str]:
+    def run() -> settings.Settings:
         pulumi.runtime.set_all_config(dict(values), sorted(secret_keys))
-        try:
-            settings.load(pulumi.Config(NS), stack, warn=lambda _: None)
-        except settings.SettingsError as err:
-            return err.problems
-        return []
+        return settings.load(pulumi.Config(NS), stack, warn=warn)
 
     # The SDK keeps config in context variables: a copied context leaves the caller's alone.
     return contextvars.copy_context().run(run)
 
 
+def loader_problems(stack: str, values: Mapping[str, str], secret_keys: Iterable[str]) -> list[str]:
+    """Every problem `infra.settings.load` finds in this config (full keys -> raw values)."""
+    try:
+        load_settings(stack, values, secret_keys)
+    except settings.SettingsError as err:
+        return err.problems
+    return []
+
+
 def secret_problems(key: str, value: str) -> list[str]:
     """The preflight's check of a pasted secret (swapped, quoted, an assignment, a key name)."""
+    from . import doctor  # here, not on top: it loads the Cloudflare provider (slow)
+
     config = doctor.StackConfig({key: value}, {key}, set(), "init")
     return [f.message for f in doctor.check_secrets(config) if not f.ok]
 
@@ -220,7 +231,7 @@ class Answers:
 # --- the questions ---------------------------------------------------------------------------
 
 
-def _stack_problems(stack: str) -> list[str]:
+def stack_problems(stack: str) -> list[str]:
     try:
         check_stack_name(stack)
     except OpsError as exc:
@@ -362,11 +373,11 @@ def ask_all(answers: Answers, draft: Draft) -> None:
 
 def choose_stack(answers: Answers, given: str | None) -> str:
     if given is not None:
-        problems = _stack_problems(given)
+        problems = stack_problems(given)
         if problems:
             raise OpsError(problems[0])
         return given
-    stack = answers.text("stack", "Stack name", "dev", _stack_problems)
+    stack = answers.text("stack", "Stack name", "dev", stack_problems)
     if answers.collected:
         raise OpsError(answers.collected[0])
     return stack
@@ -410,6 +421,8 @@ Doctor = Callable[[str, Console], bool]
 
 def run_doctor(stack: str, console: Console, **options: Any) -> bool:
     """The preflight's checks, printed; `options` go to its `run_checks` (test seams)."""
+    from . import doctor
+
     try:
         findings = doctor.run_checks(stack, **options)
     except SystemExit as exc:  # the preflight exits with its sentence when it cannot read config

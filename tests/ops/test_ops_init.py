@@ -20,7 +20,7 @@ from fake_pulumi import install_fake_pulumi, read_calls
 from ops.__main__ import main
 from ops.context import Deps
 from ops.errors import Console, OpsError, Redactor
-from ops.init import Answers, loader_problems, run_doctor, run_init
+from ops.init import Answers, loader_problems, run_doctor, run_init, stack_problems
 from ops.pulumi_cli import ROOT, PulumiCli
 from tests.infra.cf_api import CloudflareApi
 
@@ -178,9 +178,10 @@ def test_bad_answers_get_the_loaders_errors_and_are_asked_again(fake: Fake) -> N
     )
     assert script.answers == []
     printed = fake.printed()
+    # Both stack names are refused with the stack-name rule's own sentence.
+    for name in ("Dev!", "Dev"):
+        assert stack_problems(name) and stack_problems(name)[0] in printed
     for expected in (
-        "stack name 'Dev!' is not valid",
-        "stack name 'Dev': use lowercase letters, digits and '-'",
         "moltworker:accountId: '1234' is not a 32-character hex account id",
         "cloudflare:apiToken: holds an assignment (NAME=value), not a bare value",
         "cloudflare:apiToken: looks like the value for moltworker:telegramBotToken (swapped?)",

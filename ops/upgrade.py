@@ -1,0 +1,456 @@
+"""`upgrade`: move a stack to another OpenClaw version, rehearsed first, rolled back on failure.
+
+Preflight (the stack is not touched): that exact OpenClaw version is installed under
+`.cache/openclaw-versions/<version>` (npm, the exact version, reused on the next run), the
+stack's OpenClaw config is rendered by the runtime's own renderer from the container settings
+the stack deploys (`infra.wiring.worker_bindings` over the stack's settings, secrets replaced by
+stand-ins: the rendered config refers to secrets, it never holds them), and that version's
+`openclaw config validate` judges it the way the runtime does at boot
+(`sandbox_runtime.openclaw_cli.ConfigCheck`). A refusal prints OpenClaw's own messages.
+
+Deploy: `openclawVersion` is set in the stack config and `pulumi up` runs (the normal deploy
+path). The admin status (`/api/admin/status` through the Worker and Access, as `ops smoke`
+reads it) is polled until the runtime reports phase `ready` with the expected
+`openclaw_version`; if that does not happen within `--wait`, `openclawVersion` goes back to the
+previous version, `pulumi up` runs again, and the command says why and exits 1.
+
+`--check` lists the registry's versions newer than the stack's and runs the preflight on the
+newest (or on `--to`), changing nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import re
+import secrets
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import httpx
+
+from infra import settings as infra_settings
+
+from .context import Deps
+from .errors import Console, OpsError
+from .init import NS, load_settings
+from .outputs import SERVICE_TOKEN_ID, SERVICE_TOKEN_SECRET
+from .pulumi_cli import ROOT, PulumiCli, check_stack_name
+from .smoke import CheckFailed, SmokeTarget, _status, service_token_from
+
+VERSION_KEY = f"{NS}:openclawVersion"
+CACHE = ROOT / ".cache"
+VERSIONS_DIR = CACHE / "openclaw-versions"
+NPM_TIMEOUT_S = 900.0
+
+
+# --- versions --------------------------------------------------------------------------------
+
+
+def version_problems(version: str) -> list[str]:
+    """The settings loader's rule for `openclawVersion` (an exact version, no ranges)."""
+    values = {VERSION_KEY: version, f"{NS}:accountId": "0" * 32}
+    try:
+        load_settings("check", values, [])
+    except infra_settings.SettingsError as err:
+        return [p for p in err.problems if p.startswith(f"{VERSION_KEY}:")]
+    return []
+
+
+def version_key(version: str) -> tuple[tuple[int, ...], int, str]:
+    """Orders calendar versions: 2026.9.1-beta.1 < 2026.9.1 < 2026.9.2 < 2026.10.1."""
+    match = re.match(r"^(\d+(?:\.\d+)*)(.*)$", version)
+    if not match:
+        return ((), 0, version)
+    numbers = tuple(int(n) for n in match.group(1).split("."))
+    suffix = match.group(2)
+    return (numbers, 0 if suffix else 1, suffix)
+
+
+def newer_versions(published: list[str], current: str, *, prereleases: bool = False) -> list[str]:
+    newer = [v for v in published if version_key(v) > version_key(current)]
+    if not prereleases:
+        newer = [v for v in newer if version_key(v)[1] == 1]
+    return sorted(newer, key=version_key)
+
+
+def node_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment npm runs in: the bootstrap's Node first on PATH."""
+    out = dict(env)
+    tools = CACHE / "tools.json"
+    if tools.exists():
+        node = json.loads(tools.read_text()).get("node")
+        if node:
+            out["PATH"] = f"{Path(node).parent}{os.pathsep}{out.get('PATH', '')}"
+    return out
+
+
+def _npm(args: list[str], env: Mapping[str, str], cwd: Path | None = None) -> str:
+    try:
+        # npm is looked up on PATH with the bootstrap's Node first, as scripts/bootstrap.py does.
+        result = subprocess.run(  # noqa: S603 - argument list, no shell
+            ["npm", *args],  # noqa: S607
+            cwd=cwd,
+            env=node_env(env),
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT_S,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise OpsError("npm was not found: run `python3 scripts/bootstrap.py` first.") from None
+    except subprocess.TimeoutExpired:
+        raise OpsError(
+            f"`npm {' '.join(args[:2])}` took longer than {NPM_TIMEOUT_S:.0f}s: check the "
+            "registry is reachable (npm config get registry)."
+        ) from None
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        raise OpsError(
+            f"`npm {' '.join(args[:2])}` failed: {lines[-1] if lines else 'no output'}; check "
+            "the registry is reachable (npm config get registry) and the version exists "
+            "(`python -m ops upgrade --check`)."
+        )
+    return result.stdout
+
+
+def published_versions(env: Mapping[str, str]) -> list[str]:
+    out = _npm(["view", "openclaw", "versions", "--json"], env)
+    try:
+        versions = json.loads(out)
+    except json.JSONDecodeError:
+        raise OpsError("`npm view openclaw versions --json` did not print JSON.") from None
+    if isinstance(versions, str):
+        versions = [versions]
+    if not isinstance(versions, list):
+        raise OpsError("`npm view openclaw versions --json` did not print a list.")
+    return [v for v in versions if isinstance(v, str)]
+
+
+def installed_openclaw(version: str, env: Mapping[str, str]) -> Path:
+    """The `openclaw` launcher of exactly this version, installed once under .cache/."""
+    problems = version_problems(version)
+    if problems:
+        raise OpsError(problems[0])
+    if version == infra_settings.default_openclaw_version():
+        # The pinned version is the one the bootstrap already installed.
+        tools = json.loads((CACHE / "tools.json").read_text())
+        return Path(tools["openclaw"])
+    prefix = VERSIONS_DIR / version
+    binary = prefix / "node_modules" / ".bin" / "openclaw"
+    stamp = prefix / ".installed"
+    if binary.exists() and stamp.exists() and stamp.read_text().strip() == version:
+        return binary
+    prefix.mkdir(parents=True, exist_ok=True)
+    (prefix / "package.json").write_text(
+        json.dumps({"private": True, "dependencies": {"openclaw": version}}, indent=2) + "\n"
+    )
+    _npm(["install", "--no-audit", "--no-fund", "--omit=dev", "--save-exact"], env, cwd=prefix)
+    if not binary.exists():
+        raise OpsError(f"openclaw@{version} did not install its CLI at {binary}.")
+    stamp.write_text(version + "\n")
+    return binary
+
+
+# --- the preflight ---------------------------------------------------------------------------
+
+
+def stack_settings(cli: PulumiCli, stack: str) -> infra_settings.Settings:
+    values = cli.config(stack)
+    secret_keys = cli.config_secret_keys(stack)
+    for key in secret_keys:
+        values.setdefault(key, "stand-in")
+    try:
+        return load_settings(stack, values, secret_keys)
+    except infra_settings.SettingsError as err:
+        raise OpsError(f"{err} (fix them first: `python -m ops doctor --stack {stack}`)") from None
+
+
+def container_env(s: infra_settings.Settings) -> dict[str, str]:
+    """The settings the stack's Worker hands the container, secrets replaced by stand-ins.
+
+    Built by the same `worker_bindings` the program deploys with; the resources it reads from
+    only contribute names and URLs, so stand-ins of the right shape take their place.
+    """
+    from infra import wiring  # here, not on top: it loads the Cloudflare provider (slow)
+
+    stand_in = SimpleNamespace(
+        gateway_token="",
+        control_secret="",
+        cdp_secret="",
+        snapshot_key="",
+        access_key_id="",
+        secret_access_key="",
+        token="",
+        aud="",
+        team_domain="",
+        endpoint=f"https://{s.account_id}.r2.cloudflarestorage.com",
+        bucket_name=f"{s.resource_prefix}-data",
+        base_url=f"https://gateway.ai.cloudflare.com/v1/{s.account_id}/{s.resource_prefix}",
+    )
+    worker_secrets, worker_vars = wiring.worker_bindings(
+        s, cast(Any, stand_in), cast(Any, stand_in), cast(Any, stand_in), cast(Any, stand_in)
+    )
+    env = {name: value for name, value in worker_vars.items() if isinstance(value, str)}
+    for name in worker_secrets:
+        env[name] = secrets.token_hex(24)
+    env["MOLT_SNAPSHOT_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
+    # What the Worker adds when it starts the container (worker/src/sandbox.ts).
+    env["MOLT_PUBLIC_ORIGIN"] = f"https://{s.hostname}"
+    env["MOLT_CDP_UPSTREAM"] = f"wss://{s.hostname}/cdp"
+    return env
+
+
+@dataclass(frozen=True)
+class Verdict:
+    version: str
+    reported_version: str | None
+    issues: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+
+def validate_config(env: Mapping[str, str], openclaw: Path, version: str) -> Verdict:
+    """Render the config with the runtime's renderer and ask that OpenClaw to validate it."""
+    from sandbox_runtime.openclaw_cli import ConfigCheck, ValidatorFailed
+    from sandbox_runtime.settings import ConfigError
+    from sandbox_runtime.settings import load_settings as runtime_settings
+
+    with tempfile.TemporaryDirectory(prefix="molt-upgrade-") as scratch:
+        tmp = Path(scratch)
+        run_env = dict(node_env(os.environ))
+        run_env.update(env)
+        run_env.update(
+            {
+                "HOME": str(tmp / "home"),
+                "MOLT_OPENCLAW_BIN": str(openclaw),
+                "MOLT_STATE_DIR": str(tmp / "state"),
+                "MOLT_RUNTIME_DIR": str(tmp / "run"),
+            }
+        )
+        for name in ("home", "state", "run"):
+            (tmp / name).mkdir()
+        try:
+            runtime = runtime_settings(run_env)
+        except ConfigError as err:
+            raise OpsError(f"the runtime refuses the stack's container settings: {err}") from None
+
+        async def check() -> Verdict:
+            config_check = await ConfigCheck.start(runtime)
+            try:
+                issues = await config_check.issues()
+            except ValidatorFailed as exc:
+                await config_check.cancel()
+                raise OpsError(f"openclaw@{version} could not validate the config: {exc}") from None
+            reported = await config_check.openclaw_version()
+            return Verdict(version, reported, issues)
+
+        # Not asyncio.run: it leaves the thread without a current loop, and the Pulumi SDK's
+        # Outputs (the settings loader makes some) need one afterwards.
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(check())
+        finally:
+            loop.close()
+
+
+def preflight(
+    cli: PulumiCli, stack: str, version: str, env: Mapping[str, str], console: Console
+) -> Verdict:
+    s = stack_settings(cli, stack)
+    console.print(f"preflight: installing openclaw@{version} (cached under .cache/)")
+    openclaw = installed_openclaw(version, env)
+    verdict = validate_config(container_env(s), openclaw, version)
+    if verdict.reported_version and verdict.reported_version != version:
+        verdict = Verdict(
+            version,
+            verdict.reported_version,
+            [f"the installed launcher reports {verdict.reported_version}, not {version}"],
+        )
+    if verdict.ok:
+        console.print(f"preflight: openclaw@{version} accepts the config {stack} renders")
+    else:
+        console.print(f"preflight: openclaw@{version} refuses the config {stack} renders:")
+        for issue in verdict.issues:
+            console.print(f"  {issue}")
+    return verdict
+
+
+# --- deploy, wait, roll back -----------------------------------------------------------------
+
+StatusReader = Callable[[], dict[str, Any]]
+
+
+def wait_for_version(
+    status: StatusReader,
+    version: str,
+    wait_s: float,
+    poll_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[bool, str]:
+    """(ready with `version`, the last thing seen) after polling for at most `wait_s`."""
+    deadline = clock() + wait_s
+    seen = "no status"
+    while True:
+        try:
+            body = status()
+        except CheckFailed as exc:
+            seen = str(exc)
+        else:
+            gateway = body.get("gateway")
+            state = gateway.get("state") if isinstance(gateway, dict) else None
+            running = body.get("openclaw_version")
+            if body.get("phase") == "ready" and state == "ready" and running == version:
+                return True, f"ready with openclaw {version}"
+            seen = f"phase={body.get('phase')!r} gateway={state!r} openclaw={running!r}"
+            error = body.get("error") or body.get("last_error")
+            if isinstance(error, str) and error:
+                seen += f" ({error[:300]})"
+        if clock() >= deadline:
+            return False, seen
+        sleep(min(poll_s, max(0.05, deadline - clock())))
+
+
+def deploy(
+    cli: PulumiCli,
+    stack: str,
+    target: str,
+    previous: str,
+    status: StatusReader,
+    console: Console,
+    *,
+    wait_s: float,
+    poll_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """True when the stack runs `target`; False after rolling back to `previous`."""
+    console.print(f"deploy: {VERSION_KEY} {previous} -> {target}, pulumi up")
+    cli.config_set(stack, VERSION_KEY, target)
+    cli.up(stack)
+    ok, seen = wait_for_version(status, target, wait_s, poll_s, sleep, clock)
+    if ok:
+        console.print(f"upgraded {stack}: {seen}")
+        return True
+    console.warn(
+        f"openclaw {target} was not ready within {wait_s:.0f}s ({seen}); rolling back to {previous}"
+    )
+    cli.config_set(stack, VERSION_KEY, previous)
+    cli.up(stack)
+    back, seen_back = wait_for_version(status, previous, wait_s, poll_s, sleep, clock)
+    if back:
+        console.warn(f"rolled back {stack} to openclaw {previous}: {seen_back}")
+    else:
+        console.warn(
+            f"rolled back the config of {stack} to {previous}, but the runtime is not ready "
+            f"({seen_back}): read the boot phase in /_admin/ and `wrangler tail`"
+        )
+    return False
+
+
+def status_reader(
+    outputs: Any, env: Mapping[str, str], console: Console, transport: httpx.BaseTransport | None
+) -> StatusReader:
+    client_id = outputs.optional_text(SERVICE_TOKEN_ID, secret=True) or env.get(
+        "CF_ACCESS_CLIENT_ID"
+    )
+    client_secret = outputs.optional_text(SERVICE_TOKEN_SECRET, secret=True) or env.get(
+        "CF_ACCESS_CLIENT_SECRET"
+    )
+    console.redact.add(client_id, client_secret)
+    token = service_token_from(client_id, client_secret)
+    if token is None:
+        raise OpsError(
+            "no Access service token to read the admin status: `pulumi config set "
+            "accessServiceToken true` and `pulumi up`, or set CF_ACCESS_CLIENT_ID / "
+            "CF_ACCESS_CLIENT_SECRET."
+        )
+    target = SmokeTarget(
+        url=outputs.url(), team_domain=None, service_token=token, max_snapshot_age_s=0, wait_s=0
+    )
+    client = httpx.Client(timeout=10.0, transport=transport, follow_redirects=False)
+    return lambda: _status(client, target, token)
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def cmd_upgrade(args: argparse.Namespace, deps: Deps, console: Console) -> int:
+    from .outputs import StackOutputs
+
+    stack = check_stack_name(args.stack)
+    cli = PulumiCli(
+        binary=args.pulumi, cwd=Path(args.project_dir), env=deps.env, emit=console.print
+    )
+    current = stack_settings(cli, stack).sandbox.openclaw_version
+    if args.check:
+        newer = newer_versions(published_versions(deps.env), current)
+        console.print(
+            f"{stack} runs openclaw {current} (pinned default: "
+            f"{infra_settings.default_openclaw_version()})"
+        )
+        console.print("newer on the registry: " + (", ".join(newer) if newer else "none"))
+        candidate = args.to or (newer[-1] if newer else None)
+        if candidate is None:
+            return 0
+        return 0 if preflight(cli, stack, candidate, deps.env, console).ok else 1
+    if not args.to:
+        raise OpsError("pass --to <version> (or --check to see what is available).")
+    if args.to == current:
+        console.print(f"{stack} already deploys openclaw {current}; nothing to do.")
+        return 0
+    verdict = preflight(cli, stack, args.to, deps.env, console)
+    if not verdict.ok:
+        raise OpsError(
+            f"upgrade refused before deploy: openclaw@{args.to} does not accept the config "
+            f"{stack} renders (issues above); the stack was not changed."
+        )
+    outputs = StackOutputs.from_pulumi(cli, stack, console.redact)
+    status = status_reader(outputs, deps.env, console, deps.http_transport)
+    ok = deploy(
+        cli, stack, args.to, current, status, console, wait_s=args.wait, poll_s=args.poll_interval
+    )
+    return 0 if ok else 1
+
+
+def register(commands: Any) -> None:
+    """Adds `upgrade` to the subcommands (`ops.context.Commands`)."""
+    upgrade = commands.add_parser(
+        "upgrade",
+        help="move a stack to another OpenClaw version: rehearse, deploy, roll back on failure",
+        description="Install that exact OpenClaw version under .cache/, render the stack's "
+        "config with the runtime's renderer and run its `openclaw config validate` (refused "
+        "with OpenClaw's messages); then set openclawVersion, `pulumi up`, and wait for the "
+        "admin status to report it ready, else put the previous version back and `pulumi up`.",
+    )
+    upgrade.add_argument("--stack", required=True, help="stack name: dev, staging, prod or pr-<n>")
+    upgrade.add_argument("--to", help="the exact OpenClaw version to move to")
+    upgrade.add_argument(
+        "--check",
+        action="store_true",
+        help="list newer versions on the registry and preflight the newest (or --to); "
+        "changes nothing",
+    )
+    upgrade.add_argument(
+        "--wait",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long the new version has to report ready (default: 300)",
+    )
+    upgrade.add_argument(
+        "--poll-interval", type=float, default=5.0, metavar="SECONDS", help="(default: 5)"
+    )
+    upgrade.set_defaults(handler=cmd_upgrade)

@@ -1,0 +1,276 @@
+"""`ops upgrade`: the preflight with the real pinned OpenClaw and with stand-in versions, then
+deploy, wait and roll back against a fake `pulumi` and a fake Worker admin status.
+
+A real OpenClaw release whose schema refuses this stack's config would cost one more ~650 MB
+install per run; the refusal path is driven by a stand-in launcher that answers
+`config validate --json` the way OpenClaw does (its issues are printed verbatim), and the real
+pinned OpenClaw validates the same rendered config in the first test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fake_pulumi import install_fake_pulumi, read_calls
+
+from infra.settings import default_openclaw_version
+from ops import upgrade
+from ops.__main__ import main
+from ops.context import Deps
+from ops.errors import Console, OpsError, Redactor
+from ops.pulumi_cli import ROOT, PulumiCli
+
+pytestmark = pytest.mark.timeout(120)
+
+PINNED = default_openclaw_version()
+NEW = "2099.1.1"  # a stand-in "new release"
+CLIENT_ID = "client-id-" + "i" * 20
+CLIENT_SECRET = "client-secret-" + "s" * 40
+STACK_CONFIG = {
+    "moltworker:accountId": "a" * 32,
+    "moltworker:workersSubdomain": "alice",
+    "moltworker:adminEmails": ["me@example.com"],
+    "moltworker:modelPrimary": "anthropic/claude-sonnet-4-5",
+    "moltworker:modelFallbacks": ["openai/gpt-5-mini"],
+    "moltworker:telegramDmPolicy": "allowlist",
+}
+# Every channel has its token: infra.wiring passes all three DM policies, and the runtime
+# refuses a policy without its channel's token (see test_a_policy_without_its_token_...).
+SECRET_KEYS = (
+    "cloudflare:apiToken",
+    "moltworker:anthropicApiKey",
+    "moltworker:telegramBotToken",
+    "moltworker:discordBotToken",
+    "moltworker:slackBotToken",
+    "moltworker:slackAppToken",
+)
+OUTPUTS = {
+    "workerUrl": "https://moltworker-prod.alice.workers.dev",
+    "accessClientId": CLIENT_ID,
+    "accessClientSecret": CLIENT_SECRET,
+}
+
+
+class Stack:
+    def __init__(self, tmp_path: Path) -> None:
+        config: dict[str, Any] = {k: {"value": v, "secret": False} for k, v in STACK_CONFIG.items()}
+        for key in SECRET_KEYS:
+            config[key] = {"value": "secret-value-" + "x" * 30, "secret": True}
+        state = {"user": "tester", "stacks": {"prod": {"config": config, "outputs": OUTPUTS}}}
+        self.exe, self.state_file, self.log = install_fake_pulumi(tmp_path / "bin", state)
+        self.env = {
+            "PATH": os.environ["PATH"],
+            "FAKE_PULUMI_LOG": str(self.log),
+            "FAKE_PULUMI_STATE": str(self.state_file),
+        }
+        self.out, self.err = io.StringIO(), io.StringIO()
+        self.console = Console(Redactor(), self.out, self.err)
+        self.cli = PulumiCli(binary=str(self.exe), cwd=ROOT, env=self.env)
+
+    def state(self) -> dict[str, Any]:
+        return json.loads(self.state_file.read_text())["stacks"]["prod"]
+
+    def deployed_versions(self) -> list[str | None]:
+        return [up.get("moltworker:openclawVersion") for up in self.state().get("ups", [])]
+
+    def printed(self) -> str:
+        return self.out.getvalue() + self.err.getvalue()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Stack:
+    return Stack(tmp_path)
+
+
+def stand_in_openclaw(path: Path, version: str, issues: list[dict[str, str]] | None) -> Path:
+    """A launcher that answers `--version` and `config validate --json` like OpenClaw."""
+    verdict = {"valid": not issues, "issues": issues or [], "warnings": []}
+    path.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "--version" ]; then echo "OpenClaw {version} (standin)"; exit 0; fi\n'
+        f'if [ "$1" = "config" ] && [ "$2" = "validate" ]; then\n'
+        f"  echo '{json.dumps(verdict)}'\n"
+        f"  exit {1 if issues else 0}\n"
+        "fi\n"
+        "exit 2\n"
+    )
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+@pytest.fixture
+def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    launchers: dict[str, Path] = {}
+
+    def install(version: str, _env: Any) -> Path:
+        assert version in launchers, f"the test did not expect openclaw@{version} to be installed"
+        return launchers[version]
+
+    monkeypatch.setattr(upgrade, "installed_openclaw", install)
+    return launchers
+
+
+def test_the_real_pinned_openclaw_accepts_what_the_stack_renders(stack: Stack) -> None:
+    verdict = upgrade.preflight(stack.cli, "prod", PINNED, stack.env, stack.console)
+    assert verdict.ok, (verdict.issues, stack.printed())
+    # The launcher the bootstrap installed really is the pinned version.
+    assert verdict.reported_version == PINNED
+    # The config rendered from the stack's settings: channels, models, the AI Gateway.
+    env = upgrade.container_env(upgrade.stack_settings(stack.cli, "prod"))
+    assert env["MODEL_PRIMARY"] == "anthropic/claude-sonnet-4-5"
+    assert env["MODEL_FALLBACKS"] == "openai/gpt-5-mini"
+    assert env["TELEGRAM_DM_POLICY"] == "allowlist" and "TELEGRAM_BOT_TOKEN" in env
+    assert env["AI_GATEWAY_BASE_URL"].startswith("https://gateway.ai.cloudflare.com/v1/")
+    # Nothing on the stack changed.
+    assert not any(
+        c["argv"][:2] == ["config", "set"] or c["argv"][0] == "up" for c in read_calls(stack.log)
+    )
+
+
+def cli_run(stack: Stack, *argv: str, transport: httpx.BaseTransport | None = None) -> int:
+    deps = Deps(env=stack.env, out=stack.out, err=stack.err, http_transport=transport)
+    return main(["--pulumi", str(stack.exe), *argv], deps)
+
+
+def test_an_upgrade_the_config_cannot_satisfy_is_refused_before_deploy(
+    stack: Stack, stand_ins: dict[str, Path], tmp_path: Path
+) -> None:
+    issue = {"path": "agents.defaults.model", "message": 'Unrecognized key: "fallbacks"'}
+    stand_ins[NEW] = stand_in_openclaw(tmp_path / "openclaw-new", NEW, [issue])
+    code = cli_run(stack, "upgrade", "--stack", "prod", "--to", NEW)
+    printed = stack.printed()
+    assert code == 1
+    # OpenClaw's own message, word for word.
+    assert 'agents.defaults.model: Unrecognized key: "fallbacks"' in printed
+    assert "upgrade refused before deploy" in printed and "the stack was not changed" in printed
+    calls = read_calls(stack.log)
+    assert not any(c["argv"][:2] == ["config", "set"] or c["argv"][0] == "up" for c in calls)
+
+
+class FakeWorker:
+    """The admin status as the Worker answers it, for whichever version was deployed last."""
+
+    def __init__(self, stack: Stack, broken: set[str]) -> None:
+        self.stack = stack
+        self.broken = broken
+        self.requests: list[httpx.Request] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        assert request.url.path == "/api/admin/status"
+        if request.headers.get("CF-Access-Client-Secret") != CLIENT_SECRET:
+            return httpx.Response(302, headers={"location": "https://team.cloudflareaccess.com"})
+        deployed = self.stack.deployed_versions()
+        version = (deployed[-1] if deployed else None) or PINNED
+        if version in self.broken:
+            return httpx.Response(
+                200,
+                json={
+                    "phase": "failed",
+                    "gateway": {"state": "exited"},
+                    "openclaw_version": version,
+                    "last_error": "gateway exited with code 1 before it was ready",
+                },
+            )
+        body = {"phase": "ready", "gateway": {"state": "ready"}, "openclaw_version": version}
+        return httpx.Response(200, json=body)
+
+
+def test_a_new_version_that_fails_to_start_is_rolled_back(
+    stack: Stack, stand_ins: dict[str, Path], tmp_path: Path
+) -> None:
+    stand_ins[NEW] = stand_in_openclaw(tmp_path / "openclaw-new", NEW, None)
+    worker = FakeWorker(stack, broken={NEW})
+    code = cli_run(
+        stack,
+        "upgrade",
+        "--stack",
+        "prod",
+        "--to",
+        NEW,
+        "--wait",
+        "0.3",
+        "--poll-interval",
+        "0.05",
+        transport=httpx.MockTransport(worker.handle),
+    )
+    printed = stack.printed()
+    assert code == 1, printed
+    # Deployed, found not ready, and deployed again with the previous version.
+    assert stack.deployed_versions() == [NEW, PINNED]
+    assert stack.state()["config"]["moltworker:openclawVersion"]["value"] == PINNED
+    assert f"openclaw {NEW} was not ready within 0s" in printed
+    assert "gateway exited with code 1 before it was ready" in printed
+    assert f"rolled back prod to openclaw {PINNED}: ready with openclaw {PINNED}" in printed
+    assert CLIENT_SECRET not in printed
+
+
+def test_a_new_version_that_comes_up_is_kept(
+    stack: Stack, stand_ins: dict[str, Path], tmp_path: Path
+) -> None:
+    stand_ins[NEW] = stand_in_openclaw(tmp_path / "openclaw-new", NEW, None)
+    worker = FakeWorker(stack, broken=set())
+    code = cli_run(
+        stack,
+        "upgrade",
+        "--stack",
+        "prod",
+        "--to",
+        NEW,
+        "--wait",
+        "2",
+        "--poll-interval",
+        "0.05",
+        transport=httpx.MockTransport(worker.handle),
+    )
+    assert code == 0, stack.printed()
+    assert stack.deployed_versions() == [NEW]
+    assert f"upgraded prod: ready with openclaw {NEW}" in stack.printed()
+
+
+def test_a_launcher_of_another_version_is_refused(
+    stack: Stack, stand_ins: dict[str, Path], tmp_path: Path
+) -> None:
+    stand_ins[NEW] = stand_in_openclaw(tmp_path / "openclaw-new", "2099.1.0", None)
+    verdict = upgrade.preflight(stack.cli, "prod", NEW, stack.env, stack.console)
+    assert verdict.issues == [f"the installed launcher reports 2099.1.0, not {NEW}"]
+
+
+def test_check_lists_newer_versions_and_preflights_the_newest(
+    stack: Stack, stand_ins: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published = ["2026.1.1", PINNED, "2099.1.1-beta.1", "2099.1.1", "2099.1.2", "2099.10.1"]
+    monkeypatch.setattr(upgrade, "published_versions", lambda _env: published)
+    stand_ins["2099.10.1"] = stand_in_openclaw(tmp_path / "oc", "2099.10.1", None)
+    assert cli_run(stack, "upgrade", "--stack", "prod", "--check") == 0
+    printed = stack.printed()
+    assert "newer on the registry: 2099.1.1, 2099.1.2, 2099.10.1" in printed
+    assert "preflight: openclaw@2099.10.1 accepts the config prod renders" in printed
+    assert not any(c["argv"][0] == "up" for c in read_calls(stack.log))
+
+
+def test_only_exact_versions_are_accepted(stack: Stack) -> None:
+    with pytest.raises(OpsError, match="'latest' is not an exact version"):
+        upgrade.installed_openclaw("latest", stack.env)
+    assert upgrade.version_problems("2026.9.6") == []
+    assert upgrade.newer_versions(["2026.9.10", "2026.9.9", "2026.10.0-rc.1"], "2026.9.9") == [
+        "2026.9.10"
+    ]
+
+
+def test_container_settings_the_runtime_refuses_stop_the_preflight(
+    stack: Stack, stand_ins: dict[str, Path], tmp_path: Path
+) -> None:
+    state = json.loads(stack.state_file.read_text())
+    del state["stacks"]["prod"]["config"]["moltworker:discordBotToken"]
+    stack.state_file.write_text(json.dumps(state))
+    stand_ins[NEW] = stand_in_openclaw(tmp_path / "openclaw-new", NEW, None)
+    with pytest.raises(OpsError, match="DISCORD_DM_POLICY is set but DISCORD_BOT_TOKEN is not"):
+        upgrade.preflight(stack.cli, "prod", NEW, stack.env, stack.console)
