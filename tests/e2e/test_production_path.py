@@ -12,23 +12,20 @@ through the container's WebSocket. Tests run in file order and build on each oth
 
 from __future__ import annotations
 
-import asyncio
-import http.server
 import json
 import re
 import shutil
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import aiohttp
 import pytest
+from journeys import cdp_handshake, in_own_loop, served_page, wait_for
 from playwright.sync_api import Browser, expect
-from ui import AdminUi, ControlUi, admin_api
+from sandbox_runtime.snapshots import SnapshotInfo
+from ui import AdminUi, ControlUi, admin_api, control_ui
 
 from devstack.containers import ContainersConfig, ContainerStack
 from devstack.secrets import fresh_secrets
@@ -39,6 +36,10 @@ NO_KEY_ANSWER = "No route-compatible authentication source is configured"
 RUNTIME_PHASES = {"restoring", "starting"}  # container/sandbox_runtime/supervisor.py
 PAGE_TITLE = "e2e page for the container's browser"
 SLEEP_AFTER_S = 60  # the smallest SLEEP_AFTER the Worker accepts
+# The Worker's CRON_SNAPSHOT_AFTER (5 minutes when deployed), short enough for one store outage.
+CRON_SNAPSHOT_AFTER_S = 30
+# A file the tests write into the container's state dir (the image's MOLT_STATE_DIR).
+STATE_NOTE = "/data/state/workspace/e2e-unsaved.md"
 # Admin actions run OpenClaw's CLI inside the container (a Node start each); on a loaded 2-core
 # box they take tens of seconds, so pages here wait longer than conftest's 30 s default.
 SLOW_MS = 120_000
@@ -52,6 +53,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator
             secrets=fresh_secrets(),
             freeze_worker=True,
             sleep_after=f"{SLEEP_AFTER_S // 60}m",
+            cron_snapshot_after=f"{CRON_SNAPSHOT_AFTER_S}s",
         )
     )
     running.start()
@@ -67,12 +69,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator
 
 @pytest.fixture(scope="module")
 def device(browser: Browser, stack: ContainerStack) -> Iterator[ControlUi]:
-    ui = ControlUi(browser, stack)
-    ui.page.set_default_timeout(SLOW_MS)
-    try:
+    with control_ui(browser, stack, SLOW_MS) as ui:
         yield ui
-    finally:
-        ui.close()
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +109,54 @@ def wait_container(stack: ContainerStack, running: bool, timeout: float) -> None
     while (stack.app_container() is not None) != running:
         assert time.monotonic() < deadline, f"the container is still {'not ' if running else ''}up"
         time.sleep(1)
+
+
+def write_state_note(stack: ContainerStack, name: str, text: str) -> None:
+    """Change the container's state as the agent would (as its user, inside the state dir)."""
+    from devstack.images import podman
+
+    code = "import os,sys; os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True); "
+    code += "open(sys.argv[1], 'w').write(sys.argv[2])"
+    podman("exec", name, "python3", "-c", code, STATE_NOTE, text)
+
+
+def store_answers_inside(name: str, stack: ContainerStack) -> bool:
+    """Whether an HTTP request from inside the container reaches the store (any answer)."""
+    from devstack.images import podman
+
+    code = "import sys, urllib.request, urllib.error\ntry:\n"
+    code += "    urllib.request.urlopen(sys.argv[1], timeout=5)\n"
+    code += "except urllib.error.HTTPError:\n    pass\n"
+    found = podman("exec", name, "python3", "-c", code, stack.store_url + "/", check=False)
+    return found.returncode == 0
+
+
+def store_env(stack: ContainerStack) -> dict[str, str]:
+    """What the container gets for its store, for reading the store from the test."""
+    found = stack.worker_vars()
+    names = ("R2_ENDPOINT", "R2_BUCKET", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY")
+    return {"MOLT_STORE": "r2", "MOLT_SNAPSHOT_KEY": found["MOLT_SNAPSHOT_KEY"]} | {
+        n: found[n] for n in names
+    }
+
+
+def newest_generation(stack: ContainerStack, into: Path) -> SnapshotInfo:
+    """Restore the store's newest generation into `into`, as the next boot would."""
+    from sandbox_runtime.snapshots import SnapshotManager, key_from_env, open_store
+
+    env = store_env(stack)
+
+    async def restore() -> SnapshotInfo:
+        manager = SnapshotManager(store=open_store(env), key=key_from_env(env), state_dir=into)
+        restored = await manager.restore()
+        assert restored.snapshot is not None, "the store holds no snapshot"
+        return restored.snapshot
+
+    return in_own_loop(restore(), 120)
+
+
+def manifests(stack: ContainerStack) -> set[str]:
+    return {k for k in stack.store_keys() if k.startswith("snapshots/manifests/")}
 
 
 def worker_events(stack: ContainerStack, event: str) -> list[dict]:
@@ -172,7 +218,7 @@ def test_chat_through_the_containers_websocket(
 ) -> None:
     text = f"hello from the production path {time.monotonic_ns()}"
     device.send(text)
-    device.wait_text(NO_KEY_ANSWER)
+    device.wait_in_chat(NO_KEY_ANSWER)
     device.screenshot(artifacts / "22-production-chat.png")
     shared["message"] = text
 
@@ -184,24 +230,8 @@ def test_chat_through_the_containers_websocket(
 def host_page() -> Iterator[str]:
     """A page on the host's loopback for Chromium (which runs on the host) to open."""
     body = f"<!doctype html><title>{PAGE_TITLE}</title><p>host</p>".encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
+    with served_page(body) as url:
+        yield url
 
 
 # Runs inside the container, as the agent's browser tool would: CDP discovery on the bridge
@@ -257,26 +287,9 @@ def test_agent_browser_from_inside_the_container_reaches_chromium(
     assert any(e.get("status") == 101 for e in upgrades), upgrades
     assert worker_events(stack, "browser session acquired")
     assert not worker_events(stack, "cdp refused")
-    assert _handshake(stack.url.replace("http://", "ws://") + "/cdp", {}) == 401
-    deadline = time.monotonic() + 10  # wrangler writes the Worker's log line a moment later
-    while not worker_events(stack, "cdp refused"):
-        assert time.monotonic() < deadline, "the refusal was not logged"
-        time.sleep(0.2)
-
-
-async def _cdp_status(url: str, headers: dict[str, str]) -> int:
-    async with aiohttp.ClientSession() as session:
-        try:
-            async with session.ws_connect(url, headers=headers) as ws:
-                await ws.close()
-                return 101
-        except aiohttp.WSServerHandshakeError as exc:
-            return exc.status
-
-
-def _handshake(url: str, headers: dict[str, str]) -> int:
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, _cdp_status(url, headers)).result(60)
+    assert cdp_handshake(stack.url.replace("http://", "ws://") + "/cdp", {}) == 401
+    # wrangler writes the Worker's log line a moment later (seconds on a loaded box).
+    wait_for(lambda: worker_events(stack, "cdp refused"), 60, "the refusal's log line")
 
 
 # ------------------------------------------------------------------ sleep, cron, restore
@@ -299,14 +312,16 @@ def test_sleep_after_stops_the_container_with_sigterm_and_a_final_snapshot(
 
 
 def test_cron_does_not_start_a_stopped_container(stack: ContainerStack) -> None:
+    started_before = len(worker_events(stack, "container started"))
     entry = stack.trigger_cron()
     assert entry["action"] == "not_running", entry
-    time.sleep(2)
-    assert stack.app_container() is None
     # @cloudflare/containers calls onStop when the object next runs (here: the cron's RPC), with
-    # the exit code of the sleepAfter stop.
-    stops = worker_events(stack, "container stopped")
-    assert stops and stops[-1]["code"] == 0, stops
+    # the exit code of the sleepAfter stop. Once that line is in, the object has run and
+    # finished its turn: a start would have been logged (and the container listed) by then.
+    stops = wait_for(lambda: worker_events(stack, "container stopped"), 60, "the onStop line")
+    assert stops[-1]["code"] == 0, stops
+    assert stack.app_container() is None
+    assert len(worker_events(stack, "container started")) == started_before
 
 
 def test_next_request_boots_and_restores_pairing_and_conversation(
@@ -316,7 +331,7 @@ def test_next_request_boots_and_restores_pairing_and_conversation(
     assert "restoring" in phases or "starting" in phases, phases
     device.reload()
     device.wait_connected()  # still paired: the device list came back from the store
-    device.wait_text(shared.get("message") or pytest.fail("the chat test did not finish"))
+    device.wait_in_chat(shared.get("message") or pytest.fail("the chat test did not finish"))
     device.screenshot(artifacts / "23-production-after-sleep.png")
 
 
@@ -328,6 +343,49 @@ def test_cron_reads_a_running_container_without_renewing_it(stack: ContainerStac
     assert stack.app_container() is not None
 
 
+def test_cron_snapshots_a_running_container_with_unsaved_changes(
+    stack: ContainerStack, tmp_path: Path
+) -> None:
+    """The job the cron exists for: changes the runtime's own watcher could not save.
+
+    While the store is out the watcher fails and backs off (1 s doubling to 60 s), so pending
+    changes outlive CRON_SNAPSHOT_AFTER. The store comes back right after a retry that leaves
+    at least 32 s to the next one; the cron run in that window finds the changes pending, the
+    last snapshot old, and asks for a snapshot through the control port.
+    """
+    name = stack.app_container()
+    assert name is not None
+    before = manifests(stack)
+    seen = len(stack.container_log(name))
+    note = f"unsaved while the store was out {time.monotonic_ns()}\n"
+    stack.cut_store()
+    try:
+        write_state_note(stack, name, note)
+
+        def long_backoff() -> bool:
+            waits = re.findall(
+                r"snapshot failed, retrying in (\d+) s", stack.container_log(name)[seen:]
+            )
+            return bool(waits) and int(waits[-1]) >= 32
+
+        # 1+2+4+8+16 s of backoff plus each failed attempt; the last snapshot is then older
+        # than CRON_SNAPSHOT_AFTER_S too.
+        wait_for(long_backoff, 240, "the watcher backing off 32 s", interval=0.25)
+    finally:
+        stack.restore_store()
+    # Back for the host is not yet back for the container (its path runs through the sidecar):
+    # the cron run waits until the container itself gets an answer from the store.
+    wait_for(lambda: store_answers_inside(name, stack), 30, "the store answering the container")
+    entry = stack.trigger_cron()
+    assert entry["action"] == "snapshot_requested" and entry["upstream_status"] == 200, entry
+    assert manifests(stack) - before, "no new generation in the store"
+    newest = newest_generation(stack, tmp_path / "restored")
+    assert newest.reason == "api", newest  # the control API's snapshot, not the watcher's
+    assert (tmp_path / "restored" / STATE_NOTE.removeprefix("/data/state/")).read_text() == note
+    assert "POST /v1/snapshots by cron" in stack.container_log(name)[seen:]
+    assert stack.app_container() == name
+
+
 # --------------------------------------------------------------------------- store outage
 
 
@@ -336,18 +394,26 @@ def test_a_container_that_cannot_reach_its_store_shows_the_cause(
 ) -> None:
     name = stack.app_container()
     assert name is not None
-    assert stack.stop_container(name) == 0  # final snapshot while the store is still there
+    # The store goes out while the container runs with unsaved changes; then it is stopped.
     stack.cut_store()
-    deadline = time.monotonic() + 120
-    html = ""
-    while time.monotonic() < deadline:
+    write_state_note(stack, name, "lost with the container\n")
+    assert stack.stop_container(name) == 4  # its final snapshot failed: changes lost
+    log = stack.container_log(name)
+    assert "final snapshot failed; the changes since snapshot" in log, log[-3000:]
+
+    def failure_page() -> str | None:
         status, html = page_of(stack.url + "/")
-        if 'id="boot-failure"' in html:
-            break
         assert status == 503, html[:300]
-        time.sleep(1)
+        return html if 'id="boot-failure"' in html else None
+
+    # Exit 4 holds no page: the next request boots a new container at once, whose restore finds
+    # the store still out and exits 3, and that is the page (with its cause) browsers get.
+    html = wait_for(failure_page, 180, "the boot-failure page", interval=1)
     assert "exited with code 3" in html, html[:600]
     assert "Starting your agent" not in html
+    assert "boot stopped: the snapshot store is unreachable" in stack.container_log(name)
+    lost = [e for e in worker_events(stack, "container stopped") if e["code"] == 4]
+    assert lost and lost[-1]["level"] == "error" and lost[-1]["action"] == "changes_lost", lost
     page = browser.new_page()
     try:
         page.goto(stack.url + "/")
