@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_cloudflare as cloudflare
 
+import contract
 from infra import permissions
 
-_MODEL = re.compile(r"^[a-z0-9][a-z0-9-]*/\S+$")
 _GATEWAY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -40,6 +40,7 @@ def route_elements(models: list[str]) -> list[cloudflare.AiGatewayDynamicRouting
         )
     ]
     for i, model in enumerate(models):
+        # The route splits at the first '/', as OpenClaw does: the model id may hold more.
         provider, name = model.split("/", 1)
         last = i == len(models) - 1
         elements.append(
@@ -78,7 +79,7 @@ class AiGateway(pulumi.ComponentResource):
     ) -> None:
         super().__init__("moltworker:ai:AiGateway", name, None, opts)
         models = [args.primary_model, *args.fallback_models]
-        bad = [m for m in models if not _MODEL.match(m)]
+        bad = [m for m in models if contract.parse_model_ref(m) is None]
         if bad:
             raise ValueError(f"AiGatewayArgs: models not in provider/model form: {bad}")
         if len(set(models)) != len(models):

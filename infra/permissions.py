@@ -1,4 +1,4 @@
-"""Look up Cloudflare permission-group ids by name instead of hard-coding them."""
+"""Look up Cloudflare permission-group ids by name (the groups are the contract's table)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,31 @@ from urllib.parse import quote
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-# Exact names as the API lists them (GET /accounts/{id}/tokens/permission_groups).
-R2_BUCKET_ITEM_WRITE = "Workers R2 Storage Bucket Item Write"
-R2_BUCKET_SCOPE = "com.cloudflare.edge.r2.bucket"
-AI_GATEWAY_RUN = "AI Gateway Run"
-ACCOUNT_SCOPE = "com.cloudflare.api.account"
+import contract
+from contract import ACCOUNT_SCOPE, R2_BUCKET_SCOPE
+
+# Exact names as the API lists them (GET /accounts/{id}/tokens/permission_groups); ops and the
+# preflight import them from here.
+R2_BUCKET_ITEM_WRITE = contract.R2_BUCKET_ITEM_WRITE.name
+AI_GATEWAY_RUN = contract.AI_GATEWAY_RUN.name
+_GROUPS = {g.name: g for g in contract.PERMISSION_GROUPS}
 
 
 def permission_group_id(
     account_id: str, name: str, scope: str, opts: pulumi.InvokeOutputOptions | None = None
 ) -> pulumi.Output[str]:
-    """The id of the permission group called exactly `name`; fails naming it when absent."""
+    """The id of the permission group called exactly `name`; fails naming it when absent.
+
+    Only the contract's groups are requested, and one whose id Cloudflare publishes must have
+    that id: the policy pack allows exactly those ids, so a different one is refused here, at
+    preview, with the reason, rather than by the pack.
+    """
+    group = _GROUPS.get(name)
+    if group is None or group.scope != scope:
+        raise ValueError(
+            f"permission group {name!r} (scope {scope}) is not in contract.PERMISSION_GROUPS; "
+            "add it there so the policy pack checks it too"
+        )
     found = cloudflare.get_account_api_token_permission_groups_list_output(
         account_id=account_id, name=quote(name), scope=quote(scope), opts=opts
     )
@@ -32,6 +46,12 @@ def permission_group_id(
                 f"permission group {name!r} (scope {scope}) was found {len(exact)} times in "
                 f"account {account_id}; the API token needs 'Account API Tokens Read' to list "
                 "permission groups, and the account must have the product enabled"
+            )
+        if group.published_id and exact[0] != group.published_id:
+            raise ValueError(
+                f"permission group {name!r} has id {exact[0]} in account {account_id}, not the "
+                f"published {group.published_id} the policy pack (tokens-scoped) allows; "
+                "check the account's permission groups and contract.PERMISSION_GROUPS"
             )
         return exact[0]
 

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import contract
+from contract import INSTANCE_TYPES, MAX_INSTANCES
 from infra import build
-from infra.dynamic.worker_deploy import INSTANCE_TYPES
 
 SANDBOX_CLASS = "Sandbox"
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_VERSION = re.compile(r"^\d+\.\d+\.\d+([-.][0-9A-Za-z.]+)?$")
 _BUILD_ARG = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
@@ -56,11 +56,11 @@ def sandbox_container(args: SandboxArgs) -> SandboxContainer:
         raise ValueError(
             f"SandboxArgs.instance_type {args.instance_type!r}: use one of {INSTANCE_TYPES}"
         )
-    if not 1 <= args.max_instances <= 10:
-        raise ValueError(f"SandboxArgs.max_instances {args.max_instances}: must be 1..10")
+    if not MAX_INSTANCES.lo <= args.max_instances <= MAX_INSTANCES.hi:
+        raise ValueError(f"SandboxArgs.max_instances {args.max_instances}: must be {MAX_INSTANCES}")
     if not _APP_NAME.match(args.app_name):
         raise ValueError(f"SandboxArgs.app_name {args.app_name!r}: a-z, 0-9, '-' (max 63)")
-    if not _VERSION.match(args.openclaw_version):
+    if not contract.is_exact_version(args.openclaw_version):
         raise ValueError(
             f"SandboxArgs.openclaw_version {args.openclaw_version!r}: an exact version"
         )

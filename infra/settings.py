@@ -3,6 +3,11 @@
 Every problem in the stack configuration is collected and reported in one `SettingsError`, one
 line per problem, each naming the key and the command that fixes it, so a user fixes a broken
 stack in one round instead of one `pulumi up` per mistake.
+
+`load` hands each section of the config (account, hostname, Access, models, AI Gateway,
+channels, sandbox, snapshots, lifecycle, sources) to its own reader. The rules and defaults the
+readers apply are the shared contract's (contract/__init__.py), which the policy pack, the ops
+commands and (through tested copies) the runtime and the Worker apply too.
 """
 
 from __future__ import annotations
@@ -16,33 +21,35 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-PROJECT = "moltworker"
+import contract
+from contract import CLOUDFLARE_TOKEN_KEY, DM_POLICIES, INSTANCE_TYPES, PROJECT, ROTATABLE
+
 ROOT = Path(__file__).resolve().parent.parent
 OPENCLAW_VERSION_FILE = ROOT / "container" / "openclaw.version"
 
-# The container instance types the Containers API accepts (cloudflare SDK:
-# types/containers/application_create_params.py, `instance_type`).
-INSTANCE_TYPES = ("lite", "basic", "standard-1", "standard-2", "standard-3", "standard-4")
-DM_POLICIES = ("pairing", "allowlist", "open", "disabled")
-# Providers whose keys this program can hand to the runtime (docs/interfaces.md).
-KEYED_PROVIDERS = {"anthropic": "anthropicApiKey", "openai": "openaiApiKey"}
-MAX_INSTANCES_LIMIT = 10
-PROD_STACK = re.compile(r"^(prod|production)([-_.].*)?$")
+# Kept for the modules that import them from here (ops.init, ops.doctor, tests).
+KEYED_PROVIDERS = {p.name: p.config_key for p in contract.PROVIDERS.values()}
+MAX_INSTANCES_LIMIT = contract.MAX_INSTANCES.hi
+PROD_STACK = contract.PRODUCTION_STACK
+__all__ = [
+    "CLOUDFLARE_TOKEN_KEY",
+    "DM_POLICIES",
+    "INSTANCE_TYPES",
+    "KEYED_PROVIDERS",
+    "MAX_INSTANCES_LIMIT",
+    "PROD_STACK",
+    "PROJECT",
+    "ROTATABLE",
+    "Settings",
+    "SettingsError",
+    "load",
+]
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
 _DOMAIN = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$")
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
-_MODEL = re.compile(r"^([a-z0-9][a-z0-9-]*)/([A-Za-z0-9][A-Za-z0-9._:@/-]*)$")
-_VERSION = re.compile(r"^\d+\.\d+\.\d+([-.][0-9A-Za-z.]+)?$")
-_SLEEP_AFTER = re.compile(r"^([1-9]\d*[smh]|never)$")
-_CRON = re.compile(r"^\S+ \S+ \S+ \S+ \S+$")
 _WORKER_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-
-# The Cloudflare API token lives in the provider's own namespace so one value serves both the
-# cloudflare provider and this program's dynamic providers.
-CLOUDFLARE_TOKEN_KEY = "cloudflare:apiToken"  # noqa: S105 - a key name, not a value
-ROTATABLE = ("gatewayToken", "controlSecret", "cdpSecret")
 
 
 class SettingsError(Exception):
@@ -150,45 +157,48 @@ def _is_secret(full_key: str) -> bool:
 
 
 class _Reader:
-    """Typed reads over pulumi.Config that record problems instead of raising."""
+    """Typed reads over pulumi.Config that record problems instead of raising; defaults and
+    bounds are the contract's."""
 
-    def __init__(self, config: pulumi.Config) -> None:
+    def __init__(self, config: pulumi.Config, warn: Callable[[str], None]) -> None:
         self.config = config
+        self.warn = warn
         self.problems: list[str] = []
 
     def problem(self, key: str, message: str) -> None:
         self.problems.append(f"{PROJECT}:{key}: {message}")
 
-    def string(self, key: str, default: str = "") -> str:
+    def string(self, key: str) -> str:
         value = self.config.get(key)
-        return default if value is None else value.strip()
+        return contract.default_str(key) if value is None else value.strip()
 
-    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
+    def integer(self, key: str) -> int:
+        default, bounds = contract.default_int(key), contract.BOUNDS[key]
         raw = self.config.get(key)
         if raw is None or raw.strip() == "":
             return default
-        try:
-            value = int(raw)
-        except ValueError:
+        if not raw.strip().isascii() or not raw.strip().isdigit():
             self.problem(key, f"{raw!r} is not a whole number; `pulumi config set {key} {default}`")
             return default
-        if not lo <= value <= hi:
+        value = contract.parse_whole(raw, bounds)
+        if value is None:
             self.problem(
-                key, f"{value} is outside {lo}..{hi}; `pulumi config set {key} <{lo}..{hi}>`"
+                key, f"{int(raw)} is outside {bounds}; `pulumi config set {key} <{bounds}>`"
             )
             return default
         return value
 
-    def boolean(self, key: str, default: bool) -> bool:
-        raw = self.config.get(key)
-        if raw is None or raw.strip() == "":
+    def boolean(self, key: str) -> bool:
+        default = contract.default_bool(key)
+        value = contract.parse_flag(self.config.get(key), default)
+        if value is None:
+            self.problem(
+                key,
+                f"{self.config.get(key)!r} is not true/false; "
+                f"`pulumi config set {key} {str(default).lower()}`",
+            )
             return default
-        if raw.strip().lower() in ("true", "false"):
-            return raw.strip().lower() == "true"
-        self.problem(
-            key, f"{raw!r} is not true/false; `pulumi config set {key} {str(default).lower()}`"
-        )
-        return default
+        return value
 
     def string_list(self, key: str) -> list[str]:
         raw = self.config.get(key)
@@ -224,18 +234,6 @@ class _Reader:
         return config.require_secret(key)
 
 
-def _parse_model(reader: _Reader, key: str, value: str) -> Model | None:
-    match = _MODEL.match(value)
-    if not match:
-        reader.problem(
-            key,
-            f"{value!r} is not in provider/model form (e.g. anthropic/claude-sonnet-4-5); "
-            f"`pulumi config set {key} <provider>/<model>`",
-        )
-        return None
-    return Model(match.group(1), match.group(2))
-
-
 def default_openclaw_version() -> str:
     try:
         return OPENCLAW_VERSION_FILE.read_text().strip()
@@ -243,17 +241,16 @@ def default_openclaw_version() -> str:
         return ""
 
 
-def load(
-    config: pulumi.Config | None = None,
-    stack: str | None = None,
-    *,
-    warn: Callable[[str], None] = pulumi.log.warn,
-) -> Settings:
-    """Read and validate the whole stack configuration or raise one SettingsError."""
-    config = config or pulumi.Config(PROJECT)
-    stack = stack or pulumi.get_stack()
-    r = _Reader(config)
+# --- one reader per section ------------------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class _Account:
+    account_id: str
+    token: pulumi.Output[str] | None
+
+
+def _account(r: _Reader, stack: str) -> _Account:
     account_id = r.string("accountId")
     if not account_id:
         r.problem("accountId", "is required; `pulumi config set accountId <32-hex account id>`")
@@ -263,26 +260,33 @@ def load(
             f"{account_id!r} is not a 32-character hex account id (dashboard URL: "
             "dash.cloudflare.com/<account id>); `pulumi config set accountId <id>`",
         )
-
-    token = r.secret("apiToken", namespace="cloudflare")
+    namespace, key = CLOUDFLARE_TOKEN_KEY.split(":")
+    token = r.secret(key, namespace=namespace)
     if token is None:
         r.problems.append(
             f"{CLOUDFLARE_TOKEN_KEY}: is required (the program's own Cloudflare API calls use it); "
             f"`pulumi config set --secret {CLOUDFLARE_TOKEN_KEY}` (paste it at the prompt)"
         )
+    problem = contract.stack_name_problem(stack)
+    if problem:
+        r.problems.append(f"{problem}; `pulumi stack rename <name>`")
+    return _Account(account_id, token)
 
-    if not re.match(r"^[a-z0-9][a-z0-9-]*$", stack):
-        r.problems.append(
-            f"stack name {stack!r}: use lowercase letters, digits and '-' (it is part of resource "
-            "names); `pulumi stack rename <name>`"
-        )
 
+@dataclass(frozen=True)
+class _Hostname:
+    worker_name: str
+    subdomain: str
+    custom_domain: str
+    zone_id: str
+
+
+def _hostname(r: _Reader, stack: str) -> _Hostname:
     worker_name = r.string("workerName") or f"{PROJECT}-{stack}"
     if not _WORKER_NAME.match(worker_name):
         r.problem(
             "workerName", f"{worker_name!r} must be lowercase letters, digits and '-' (max 63)"
         )
-
     subdomain = r.string("workersSubdomain").lower()
     custom_domain = r.string("customDomain").lower().rstrip(".")
     zone_id = r.string("zoneId").lower()
@@ -314,7 +318,18 @@ def load(
             )
         elif not _LABEL.match(subdomain):
             r.problem("workersSubdomain", f"{subdomain!r} is not a DNS label (a-z, 0-9, '-')")
+    return _Hostname(worker_name, subdomain, custom_domain, zone_id)
 
+
+@dataclass(frozen=True)
+class _Access:
+    team_domain: str
+    emails: tuple[str, ...]
+    domains: tuple[str, ...]
+    service_token: bool
+
+
+def _access(r: _Reader) -> _Access:
     team_domain = r.string("accessTeamDomain").lower()
     if team_domain and not team_domain.endswith(".cloudflareaccess.com"):
         r.problem(
@@ -322,7 +337,7 @@ def load(
             f"{team_domain!r} must look like <team>.cloudflareaccess.com, or be unset to read it "
             "from the account's Zero Trust organization",
         )
-
+    before = len(r.problems)
     emails = r.string_list("adminEmails")
     for email in emails:
         if not _EMAIL.match(email):
@@ -331,26 +346,41 @@ def load(
     for domain in domains:
         if not _DOMAIN.match(domain):
             r.problem("adminEmailDomains", f"{domain!r} is not a domain like example.com")
-    admins_misformatted = any(p.startswith(f"{PROJECT}:adminEmail") for p in r.problems)
-    if not emails and not domains and not admins_misformatted:
+    if not emails and not domains and len(r.problems) == before:
         r.problem(
             "adminEmails",
             "no admin is allowed through Access (and 'everyone' is never used); "
             "`pulumi config set --path 'adminEmails[0]' you@example.com`",
         )
+    return _Access(team_domain, tuple(emails), tuple(domains), r.boolean("accessServiceToken"))
 
+
+@dataclass(frozen=True)
+class _Models:
+    provider_keys: dict[str, pulumi.Output[str]]
+    primary: Model | None
+    fallbacks: tuple[Model, ...]
+
+
+def _model(r: _Reader, key: str, ref: str) -> Model | None:
+    problem = contract.model_ref_problem(ref)
+    if problem:
+        r.problem(key, f"{problem}; `pulumi config set {key} <provider>/<model>`")
+        return None
+    provider, name = contract.parse_model_ref(ref) or ("", "")
+    return Model(provider, name)
+
+
+def _models(r: _Reader) -> _Models:
     provider_keys: dict[str, pulumi.Output[str]] = {}
-    for provider, key in KEYED_PROVIDERS.items():
-        value = r.secret(key)
+    for provider in contract.PROVIDERS.values():
+        value = r.secret(provider.config_key)
         if value is not None:
-            provider_keys[provider] = value
-
-    primary = _parse_model(
-        r, "modelPrimary", r.string("modelPrimary", "anthropic/claude-sonnet-4-5")
-    )
+            provider_keys[provider.name] = value
+    primary = _model(r, "modelPrimary", r.string("modelPrimary"))
     fallbacks: list[Model] = []
     for raw in r.string_list("modelFallbacks"):
-        model = _parse_model(r, "modelFallbacks", raw)
+        model = _model(r, "modelFallbacks", raw)
         if model is None:
             continue
         if model in fallbacks or model == primary:
@@ -358,24 +388,29 @@ def load(
             continue
         fallbacks.append(model)
     for model in [m for m in (primary, *fallbacks) if m is not None]:
-        if model.provider in KEYED_PROVIDERS and model.provider not in provider_keys:
-            warn(
-                f"{PROJECT}:{KEYED_PROVIDERS[model.provider]} is not set but {model.ref} is in the "
-                "model chain; calls to it fail until you set the key with "
-                f"`pulumi config set --secret {KEYED_PROVIDERS[model.provider]}`"
+        if model.provider not in provider_keys:
+            key = contract.PROVIDERS[model.provider].config_key
+            r.warn(
+                f"{PROJECT}:{key} is not set but {model.ref} is in the model chain; calls to it "
+                f"fail until you set the key with `pulumi config set --secret {key}`"
             )
+    return _Models(provider_keys, primary, tuple(fallbacks))
 
-    ai = AiGatewaySettings(
-        rate_limit=r.integer("aiGatewayRateLimit", 120, 1, 1_000_000),
-        rate_limit_interval_s=r.integer("aiGatewayRateLimitIntervalSeconds", 60, 1, 3600),
-        logs=r.boolean("aiGatewayLogs", True),
-        cache_ttl_s=r.integer("aiGatewayCacheTtlSeconds", 0, 0, 30 * 24 * 3600),
+
+def _ai_gateway(r: _Reader) -> AiGatewaySettings:
+    return AiGatewaySettings(
+        rate_limit=r.integer("aiGatewayRateLimit"),
+        rate_limit_interval_s=r.integer("aiGatewayRateLimitIntervalSeconds"),
+        logs=r.boolean("aiGatewayLogs"),
+        cache_ttl_s=r.integer("aiGatewayCacheTtlSeconds"),
     )
 
+
+def _channels(r: _Reader) -> ChannelSettings:
     policies: dict[str, str] = {}
-    for channel in ("telegram", "discord", "slack"):
+    for channel in contract.CHANNELS:
         key = f"{channel}DmPolicy"
-        policy = r.string(key, "pairing")
+        policy = r.string(key)
         if policy not in DM_POLICIES:
             r.problem(key, f"{policy!r} is not one of {', '.join(DM_POLICIES)}")
         policies[channel] = policy
@@ -387,7 +422,7 @@ def load(
             "Slack needs both slackBotToken (xoxb-) and slackAppToken (xapp-); set the missing one "
             "with `pulumi config set --secret <key>` (paste it at the prompt) or remove both",
         )
-    channels = ChannelSettings(
+    return ChannelSettings(
         telegram_token=r.secret("telegramBotToken"),
         discord_token=r.secret("discordBotToken"),
         slack_bot_token=slack_bot,
@@ -397,98 +432,143 @@ def load(
         slack_dm_policy=policies["slack"],
     )
 
-    instance_type = r.string("instanceType", "standard-1")
+
+def _sandbox(r: _Reader) -> SandboxSettings:
+    instance_type = r.string("instanceType")
     if instance_type not in INSTANCE_TYPES:
         r.problem(
             "instanceType",
             f"{instance_type!r} is not a Containers instance type; use one of "
             f"{', '.join(INSTANCE_TYPES)}",
         )
-    sleep_after = r.string("sleepAfter", "10m")
-    # The Worker accepts <n>s|m|h of at least one minute, or never (docs/interfaces.md).
-    if not _SLEEP_AFTER.match(sleep_after) or (
-        sleep_after.endswith("s") and int(sleep_after[:-1]) < 60
-    ):
-        r.problem("sleepAfter", f"{sleep_after!r} must be like 90s, 10m, 2h (>= 1 minute) or never")
+    sleep_after = r.string("sleepAfter")
+    if contract.sleep_after_seconds(sleep_after) is None:
+        r.problem(
+            "sleepAfter",
+            f"{sleep_after!r} must be like 90s, 10m, 2h (>= 1 minute) or never",
+        )
     pinned = default_openclaw_version()
     version = r.string("openclawVersion") or pinned
     if pinned and version != pinned:
-        warn(
+        r.warn(
             f"{PROJECT}:openclawVersion {version} differs from container/openclaw.version "
             f"({pinned}), the version the runtime is tested with"
         )
-    if not _VERSION.match(version):
+    if not contract.is_exact_version(version):
         r.problem(
             "openclawVersion",
-            f"{version!r} is not an exact version (e.g. {pinned or '2026.9.6'}); 'latest' and "
-            "ranges are refused so every deploy of a commit runs the same gateway",
+            f"{version!r} is not an exact version (e.g. {pinned or '2026.9.6'} or "
+            "2026.9.6-beta.1); 'latest', ranges, build metadata and four-part numbers are refused "
+            "so every deploy of a commit installs the same gateway",
         )
-    sandbox = SandboxSettings(
+    return SandboxSettings(
         instance_type=instance_type,
-        max_instances=r.integer("maxInstances", 1, 1, MAX_INSTANCES_LIMIT),
+        max_instances=r.integer("maxInstances"),
         sleep_after=sleep_after,
         openclaw_version=version,
     )
 
-    snapshots = SnapshotSettings(
-        keep=r.integer("snapshotKeep", 30, 1, 10_000),
-        trash_days=r.integer("snapshotTrashDays", 30, 1, 3650),
-        multipart_abort_days=r.integer("multipartAbortDays", 7, 1, 365),
+
+def _snapshots(r: _Reader) -> SnapshotSettings:
+    return SnapshotSettings(
+        keep=r.integer("snapshotKeep"),
+        trash_days=r.integer("snapshotTrashDays"),
+        multipart_abort_days=r.integer("multipartAbortDays"),
     )
 
-    ephemeral = r.boolean("ephemeral", False)
-    if ephemeral and PROD_STACK.match(stack):
+
+@dataclass(frozen=True)
+class _Lifecycle:
+    ephemeral: bool
+    debug_routes: bool
+    adopt_worker: bool
+    rotate: dict[str, int]
+
+
+def _lifecycle(r: _Reader, stack: str) -> _Lifecycle:
+    ephemeral = r.boolean("ephemeral")
+    production = contract.is_production_stack(stack)
+    if ephemeral and production:
         r.problem(
             "ephemeral",
             f"stack {stack!r} is a production stack and must keep its data; "
             "`pulumi config set ephemeral false`",
         )
-    debug_routes = r.boolean("debugRoutes", False)
-    if debug_routes and PROD_STACK.match(stack):
-        warn(f"{PROJECT}:debugRoutes is on in production stack {stack!r} (still behind Access)")
+    debug_routes = r.boolean("debugRoutes")
+    if debug_routes and production:
+        r.warn(f"{PROJECT}:debugRoutes is on in production stack {stack!r} (still behind Access)")
+    rotate = {name: r.integer(contract.rotate_key(name)) for name in ROTATABLE}
+    return _Lifecycle(ephemeral, debug_routes, r.boolean("adoptWorker"), rotate)
 
-    access_service_token = r.boolean("accessServiceToken", False)
-    adopt_worker = r.boolean("adoptWorker", False)
-    cron = r.string("cronSchedule", "*/5 * * * *")
-    if not _CRON.match(cron):
+
+@dataclass(frozen=True)
+class _Sources:
+    cron: str
+    worker_dir: Path
+    worker_bundle_dir: Path | None
+    container_dir: Path
+
+
+def _sources(r: _Reader) -> _Sources:
+    cron = r.string("cronSchedule")
+    if not contract.CRON.match(cron):
         r.problem("cronSchedule", f"{cron!r} is not a five-field cron expression")
-
-    worker_dir = ROOT / r.string("workerDir", "worker")
     bundle = r.string("workerBundleDir")
-    container_dir = ROOT / r.string("containerDir", "container")
+    return _Sources(
+        cron=cron,
+        worker_dir=ROOT / r.string("workerDir"),
+        worker_bundle_dir=(ROOT / bundle) if bundle else None,
+        container_dir=ROOT / r.string("containerDir"),
+    )
 
-    rotate = {
-        name: r.integer(f"rotate{name[0].upper()}{name[1:]}", 0, 0, 1_000_000) for name in ROTATABLE
-    }
 
+def load(
+    config: pulumi.Config | None = None,
+    stack: str | None = None,
+    *,
+    warn: Callable[[str], None] = pulumi.log.warn,
+) -> Settings:
+    """Read and validate the whole stack configuration or raise one SettingsError."""
+    stack = stack or pulumi.get_stack()
+    r = _Reader(config or pulumi.Config(PROJECT), warn)
+    account = _account(r, stack)
+    host = _hostname(r, stack)
+    access = _access(r)
+    models = _models(r)
+    ai = _ai_gateway(r)
+    channels = _channels(r)
+    sandbox = _sandbox(r)
+    snapshots = _snapshots(r)
+    life = _lifecycle(r, stack)
+    sources = _sources(r)
     if r.problems:
         raise SettingsError(r.problems)
-    assert token is not None and primary is not None  # guaranteed by the checks above
+    assert account.token is not None and models.primary is not None  # checked above
     return Settings(
         stack=stack,
-        account_id=account_id,
-        cloudflare_api_token=token,
-        worker_name=worker_name,
-        workers_subdomain=subdomain,
-        custom_domain=custom_domain,
-        zone_id=zone_id,
-        access_team_domain=team_domain,
-        admin_emails=tuple(emails),
-        admin_email_domains=tuple(domains),
-        access_service_token=access_service_token,
-        provider_keys=provider_keys,
-        model_primary=primary,
-        model_fallbacks=tuple(fallbacks),
+        account_id=account.account_id,
+        cloudflare_api_token=account.token,
+        worker_name=host.worker_name,
+        workers_subdomain=host.subdomain,
+        custom_domain=host.custom_domain,
+        zone_id=host.zone_id,
+        access_team_domain=access.team_domain,
+        admin_emails=access.emails,
+        admin_email_domains=access.domains,
+        access_service_token=access.service_token,
+        provider_keys=models.provider_keys,
+        model_primary=models.primary,
+        model_fallbacks=models.fallbacks,
         ai_gateway=ai,
         channels=channels,
         sandbox=sandbox,
         snapshots=snapshots,
-        ephemeral=ephemeral,
-        debug_routes=debug_routes,
-        cron=cron,
-        worker_dir=worker_dir,
-        worker_bundle_dir=(ROOT / bundle) if bundle else None,
-        container_dir=container_dir,
-        rotate=rotate,
-        adopt_worker=adopt_worker,
+        ephemeral=life.ephemeral,
+        debug_routes=life.debug_routes,
+        cron=sources.cron,
+        worker_dir=sources.worker_dir,
+        worker_bundle_dir=sources.worker_bundle_dir,
+        container_dir=sources.container_dir,
+        rotate=life.rotate,
+        adopt_worker=life.adopt_worker,
     )

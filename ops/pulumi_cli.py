@@ -9,26 +9,25 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import contract
+
 from .errors import OpsError
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "moltworker"
+PROJECT = contract.PROJECT
 INSTALL_HINT = "install it (https://www.pulumi.com/docs/iac/download-install/) and log in first"
-_STACK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def check_stack_name(stack: str) -> str:
-    if not _STACK_RE.match(stack):
-        raise OpsError(
-            f"stack name {stack!r} is not valid: use letters, digits, '.', '_' and '-' "
-            "(e.g. dev, staging, prod, pr-12)."
-        )
+    """The program's own stack-name rule: ops never acts on a stack the program cannot deploy."""
+    problem = contract.stack_name_problem(stack)
+    if problem:
+        raise OpsError(f"{problem} (e.g. dev, staging, prod, pr-12).")
     return stack
 
 

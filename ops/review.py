@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import re
 
+import contract
+
 from .context import Commands, Deps
 from .errors import Console, OpsError
 from .github import GitHub
@@ -36,12 +38,10 @@ def create(pulumi: Pulumi, number: int, template: str, console: Console) -> str:
     and is simply created again. The template's config is then copied over, so a pull request
     that changes staging's config is reviewed with it.
     """
-    from infra.settings import PROD_STACK  # the program's own test of a production stack name
-
     stack = pr_stack(number)
     if PR_STACK.match(template):
         raise OpsError(f"template {template!r} is itself a review stack: use staging.")
-    if PROD_STACK.match(template):
+    if contract.is_production_stack(template):
         # A review stack runs the pull request's code with the template's secrets.
         raise OpsError(
             f"template {template!r} is a production stack: review stacks must never receive "
@@ -94,7 +94,8 @@ def destroy(pulumi: Pulumi, stack: str, console: Console) -> None:
             raise exc from None
         console.print(f"{stack}: never deployed; removed the empty stack")
         return
-    if pulumi.config(stack).get(EPHEMERAL_KEY) != "true":
+    # Read as the program reads it ("True" is ephemeral too); a malformed value is not.
+    if contract.parse_flag(pulumi.config(stack).get(EPHEMERAL_KEY), False) is not True:
         raise OpsError(
             f"refusing to destroy {stack}: its deployed configuration does not say "
             f"{EPHEMERAL_KEY}=true, so it may hold data worth keeping."

@@ -14,6 +14,10 @@ from pathlib import Path
 # whatever the directory is called, and taken off sys.path.
 _PACK_DIR = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _PACK_DIR]
+# The rules shared with the program live in the repository's `contract` package. The project's
+# virtual environment installs it; outside it (requirements.txt only) the repository root,
+# appended last so it shadows nothing installed, still provides it.
+sys.path.append(str(_PACK_DIR.parent))
 _spec = importlib.util.spec_from_file_location(
     "policies", _PACK_DIR / "__init__.py", submodule_search_locations=[str(_PACK_DIR)]
 )

@@ -7,13 +7,14 @@ whatever its config says: marking `prod` ephemeral must not switch its data prot
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import pulumi
 
-# Same pattern as infra/settings.py (PROD_STACK): the program refuses `ephemeral` on these.
-PRODUCTION_STACK = re.compile(r"^(prod|production)([-_.].*)?$")
+import contract
+
+# The program refuses `ephemeral` on these names; the pack never treats them as ephemeral.
+PRODUCTION_STACK = contract.PRODUCTION_STACK
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class StackProfile:
 
     @property
     def production(self) -> bool:
-        return bool(PRODUCTION_STACK.match(self.stack))
+        return contract.is_production_stack(self.stack)
 
     @classmethod
     def of(
@@ -41,7 +42,7 @@ class StackProfile:
         debug_routes: bool = False,
         workers_subdomain: str = "",
     ) -> StackProfile:
-        production = bool(PRODUCTION_STACK.match(stack))
+        production = contract.is_production_stack(stack)
         return cls(
             project=project,
             stack=stack,
@@ -66,5 +67,4 @@ class StackProfile:
 def _flag(config: pulumi.Config, key: str) -> bool:
     # A malformed flag counts as off: the program refuses it anyway, and "off" is the side
     # that keeps protection on and debug routes out.
-    raw = config.get(key)
-    return raw is not None and raw.strip().lower() == "true"
+    return contract.parse_flag(config.get(key), False) is True

@@ -7,6 +7,7 @@ them at once, each as one sentence naming the variable and the fix.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -14,6 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
+
+# The runtime ships alone in the image (its build context is container/), so it cannot import the
+# repository's `contract` package. The values below that the contract also states (DM policies,
+# the container's secret names, the routable providers, the model-reference grammar, the
+# snapshot bounds) are copies, and tests/contract ties each to the contract, values included.
 
 Bind = Literal["loopback", "lan"]
 DmPolicy = Literal["pairing", "allowlist", "open", "disabled"]
@@ -52,7 +58,46 @@ PROVIDER_APIS: dict[str, str] = {
 }
 
 MIN_SECRET_LEN = 16
-_MODEL_RE = re.compile(r"^[a-z][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9._:-]*$")
+# provider/model; the model id may carry '/', '@' and ':' (OpenClaw splits at the first '/').
+_MODEL_SEGMENT = r"[A-Za-z0-9@][A-Za-z0-9._:@-]*"
+_MODEL_RE = re.compile(rf"^([a-z][a-z0-9-]*)/({_MODEL_SEGMENT}(?:/{_MODEL_SEGMENT})*)$")
+
+SNAPSHOT_KEEP_VAR = "MOLT_SNAPSHOT_KEEP"
+SNAPSHOT_KEEP_BOUNDS = (1, 10_000)
+SNAPSHOT_KEEP_DEFAULT = 30
+SNAPSHOT_DEBOUNCE_VAR = "MOLT_SNAPSHOT_DEBOUNCE_S"
+SNAPSHOT_DEBOUNCE_BOUNDS_S = (0.0, 60.0)
+SNAPSHOT_DEBOUNCE_DEFAULT_S = 2.0
+
+
+def read_snapshot_keep(env: Mapping[str, str]) -> tuple[int, str | None]:
+    """(generations to keep, the problem or None): digits only, within the bounds."""
+    raw = env.get(SNAPSHOT_KEEP_VAR, "").strip()
+    if not raw:
+        return SNAPSHOT_KEEP_DEFAULT, None
+    lo, hi = SNAPSHOT_KEEP_BOUNDS
+    if not (raw.isascii() and raw.isdigit()) or not lo <= int(raw) <= hi:
+        return SNAPSHOT_KEEP_DEFAULT, (
+            f"{SNAPSHOT_KEEP_VAR}={raw!r}: set it to a whole number from {lo} to {hi}."
+        )
+    return int(raw), None
+
+
+def read_snapshot_debounce(env: Mapping[str, str]) -> tuple[float, str | None]:
+    """(seconds to wait after a change before a snapshot, the problem or None)."""
+    raw = env.get(SNAPSHOT_DEBOUNCE_VAR, "").strip()
+    if not raw:
+        return SNAPSHOT_DEBOUNCE_DEFAULT_S, None
+    lo, hi = SNAPSHOT_DEBOUNCE_BOUNDS_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not lo <= value <= hi:
+        return SNAPSHOT_DEBOUNCE_DEFAULT_S, (
+            f"{SNAPSHOT_DEBOUNCE_VAR}={raw!r}: set it to seconds from {lo:g} to {hi:g}."
+        )
+    return value, None
 
 
 class ConfigError(Exception):
@@ -217,8 +262,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "MOLT_CDP_SECRET instead (it is sent in a header)."
         )
 
-    keep = reader.integer("MOLT_SNAPSHOT_KEEP", 30, minimum=1)
-    debounce = reader.number("MOLT_SNAPSHOT_DEBOUNCE_S", 2.0, minimum=0.0)
+    keep, keep_problem = read_snapshot_keep(env)
+    debounce, debounce_problem = read_snapshot_debounce(env)
+    problems += [p for p in (keep_problem, debounce_problem) if p]
     openclaw_bin = env.get("MOLT_OPENCLAW_BIN", "").strip() or "openclaw"
 
     if problems:
@@ -359,20 +405,6 @@ class _Reader:
         if number < minimum or (maximum is not None and number > maximum):
             bound = f"between {minimum} and {maximum}" if maximum else f"at least {minimum}"
             self.problems.append(f"{name}={number} must be {bound}.")
-            return default
-        return number
-
-    def number(self, name: str, default: float, *, minimum: float) -> float:
-        value = self._get(name)
-        if value is None:
-            return default
-        try:
-            number = float(value)
-        except ValueError:
-            self.problems.append(f"{name}={value!r} is not a number of seconds.")
-            return default
-        if not number >= minimum or number == float("inf"):
-            self.problems.append(f"{name}={value} must be a finite number >= {minimum}.")
             return default
         return number
 

@@ -38,10 +38,10 @@ from pulumi.dynamic import (
 )
 from pulumi.runtime import rpc
 
+from contract import INSTANCE_TYPES
 from infra.dynamic import cf
 
 ROOT = Path(__file__).resolve().parents[2]
-INSTANCE_TYPES = ("lite", "basic", "standard-1", "standard-2", "standard-3", "standard-4")
 SCRIPT_PERMISSION = "Workers Scripts Write"
 CONTAINERS_PERMISSION = "Containers Write"
 ROUTES_PERMISSION = "Workers Routes Write"  # custom domains (zone-level)

@@ -16,6 +16,7 @@ from policies.rules.access import access_protects_admin, worker_hostnames
 from policies.rules.common import ResourceCheck, StackCheck
 from policies.rules.container import (
     DEFAULT_MAX_INSTANCES,
+    MAX_INSTANCES_BOUND,
     ai_gateway_authenticated,
     container_bounded,
     pinned_versions,
@@ -26,7 +27,7 @@ from policies.rules.data import (
     data_bucket_protected,
     expected_bucket_name,
 )
-from policies.rules.tokens import R2_BUCKET_ITEM_READ, R2_BUCKET_ITEM_WRITE, tokens_scoped
+from policies.rules.tokens import BUCKET_GROUP_IDS, tokens_scoped
 from policies.rules.worker import no_dev_switches, secrets_in_secret_bindings, sleep_never_cost
 
 __all__ = [
@@ -120,8 +121,9 @@ RULES: tuple[Rule, ...] = (
                 "r2PermissionGroupIds": {
                     "type": "array",
                     "items": {"type": "string"},
-                    "description": "Permission groups allowed on the stack's bucket.",
-                    "default": [R2_BUCKET_ITEM_READ, R2_BUCKET_ITEM_WRITE],
+                    "description": "Permission groups allowed on the stack's bucket (default: "
+                    "the published ids of the groups the program requests on it).",
+                    "default": sorted(BUCKET_GROUP_IDS),
                 },
                 "aiGatewayRunPermissionGroupIds": {
                     "type": "array",
@@ -174,7 +176,9 @@ RULES: tuple[Rule, ...] = (
                 "maxInstances": {
                     "type": "integer",
                     "minimum": 1,
-                    "description": "Largest max_instances allowed for the container.",
+                    "maximum": MAX_INSTANCES_BOUND,
+                    "description": "Largest max_instances allowed for the container (at most "
+                    "the program's own bound).",
                     "default": DEFAULT_MAX_INSTANCES,
                 }
             }

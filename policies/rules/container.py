@@ -8,14 +8,17 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs
 
+import contract
 from policies import resources as r
 from policies.rules.common import config_of
 from policies.stack_profile import StackProfile
 
-EXACT_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z][0-9A-Za-z.-]*)?$")
+EXACT_VERSION = contract.EXACT_VERSION
 _DIGEST_PINNED = re.compile(r"@sha256:[0-9a-f]{64}$")
 OPENCLAW_VERSION_ARG = "OPENCLAW_VERSION"
 DEFAULT_MAX_INSTANCES = 1
+# The pack config may raise its bound up to the program's own (the program refuses more).
+MAX_INSTANCES_BOUND = contract.MAX_INSTANCES.hi
 
 
 def ai_gateway_authenticated(
@@ -42,10 +45,16 @@ def container_bounded(
         return
     bound = _max_instances_bound(config_of(args))
     value = r.prop(args.props, "max_instances", "maxInstances")
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or int(value) != value
+        or value < contract.MAX_INSTANCES.lo
+    ):
         report(
-            f"Container application '{args.name}' has no whole-number max_instances ({value!r}): "
-            f"set `maxInstances` in the stack config (at most {bound}).",
+            f"Container application '{args.name}' has no whole-number max_instances of at least "
+            f"{contract.MAX_INSTANCES.lo} ({value!r}): set `maxInstances` in the stack config "
+            f"({contract.MAX_INSTANCES.lo}..{bound}).",
             None,
         )
     elif value > bound:
@@ -63,7 +72,7 @@ def _max_instances_bound(config: Mapping[str, Any]) -> int:
     bound = config.get("maxInstances", DEFAULT_MAX_INSTANCES)
     if isinstance(bound, bool) or not isinstance(bound, int | float) or bound != int(bound):
         return DEFAULT_MAX_INSTANCES
-    return max(int(bound), DEFAULT_MAX_INSTANCES)
+    return min(max(int(bound), DEFAULT_MAX_INSTANCES), MAX_INSTANCES_BOUND)
 
 
 def pinned_versions(
@@ -106,7 +115,7 @@ def _pinned_build(
     if not isinstance(version, str) or not EXACT_VERSION.match(version):
         report(
             f"Image '{args.name}' builds OpenClaw {version!r}, which is not an exact "
-            "version (no 'latest', ranges or tags): `pulumi config set openclawVersion "
-            "<x.y.z>` or pin container/openclaw.version.",
+            "version (semver: no 'latest', ranges, tags, build metadata or four-part numbers): "
+            "`pulumi config set openclawVersion <x.y.z[-pre]>` or pin container/openclaw.version.",
             None,
         )

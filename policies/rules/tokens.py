@@ -9,16 +9,21 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, StackValidationArgs
 
+import contract
 from policies import resources as r
 from policies.rules.common import config_of, string_set
 from policies.stack_profile import StackProfile
 
-# Cloudflare's permission groups for objects in named buckets ("Workers R2 Storage Bucket Item
-# Read" / "... Write"); the ids are global and published in Cloudflare's R2 documentation.
-R2_BUCKET_ITEM_READ = "6a018a9f2fc74eb6b293b0c548f38b39"
-R2_BUCKET_ITEM_WRITE = "2efd5506f9c8494dacb1fa10a3e7d5b6"
-R2_BUCKET_SCOPE = "com.cloudflare.edge.r2.bucket."
-ACCOUNT_SCOPE = "com.cloudflare.api.account."
+# What the program requests (contract.PERMISSION_GROUPS, looked up by name in
+# infra/permissions.py, which refuses an id other than the published one): on a bucket, the
+# groups of bucket scope; account-wide, the others, whose ids the pack config names.
+_BUCKET_GROUPS = [g for g in contract.PERMISSION_GROUPS if g.scope == contract.R2_BUCKET_SCOPE]
+_ACCOUNT_GROUPS = [g for g in contract.PERMISSION_GROUPS if g.scope == contract.ACCOUNT_SCOPE]
+BUCKET_GROUP_IDS = frozenset(g.published_id for g in _BUCKET_GROUPS if g.published_id)
+_BUCKET_GROUP_NAMES = " / ".join(repr(g.name) for g in _BUCKET_GROUPS)
+_ACCOUNT_GROUP_NAMES = " / ".join(repr(g.name) for g in _ACCOUNT_GROUPS)
+R2_BUCKET_SCOPE = f"{contract.R2_BUCKET_SCOPE}."
+ACCOUNT_SCOPE = f"{contract.ACCOUNT_SCOPE}."
 ZONE_SCOPE = "com.cloudflare.api.account.zone."
 USER_SCOPE = "com.cloudflare.api.user."
 _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -36,10 +41,7 @@ def tokens_scoped(args: StackValidationArgs, report: ReportViolation, _stack: St
     """Each API token the stack creates reaches only this stack's bucket objects (R2 tokens) or
     only runs the AI Gateway (the gateway token); nothing account-wide, per zone or per user."""
     config = config_of(args)
-    r2_groups = string_set(config.get("r2PermissionGroupIds")) or {
-        R2_BUCKET_ITEM_READ,
-        R2_BUCKET_ITEM_WRITE,
-    }
+    r2_groups = string_set(config.get("r2PermissionGroupIds")) or set(BUCKET_GROUP_IDS)
     gateway_groups = string_set(config.get("aiGatewayRunPermissionGroupIds"))
     buckets = {
         _Bucket(str(r.prop(res.props, "accountId", "account_id")), str(r.prop(res.props, "name")))
@@ -118,8 +120,8 @@ def _bucket_grant_problems(
     extra = sorted(groups - r2_groups)
     if extra:
         problems.append(
-            f"gives permission groups {extra} on a bucket; only 'Workers R2 Storage Bucket Item "
-            "Read/Write' belong on a bucket token: drop the others."
+            f"gives permission groups {extra} on a bucket; only {_BUCKET_GROUP_NAMES} (what "
+            "the program requests) belongs on a bucket token: drop the others."
         )
     return problems
 
@@ -138,7 +140,7 @@ def _account_grant_problems(
     if not gateway_groups:
         problems.append(
             f"grants account-wide permission groups {sorted(groups)}, and this pack cannot tell "
-            "whether they are 'AI Gateway Run' because the policy `tokens-scoped` has no "
+            f"whether they are {_ACCOUNT_GROUP_NAMES} because the policy `tokens-scoped` has no "
             "`aiGatewayRunPermissionGroupIds`: set it to that group's id (GET "
             "/accounts/<id>/tokens/permission_groups?name=AI%20Gateway%20Run) in the policy "
             "pack config, or scope the token to the stack's bucket."
@@ -148,7 +150,7 @@ def _account_grant_problems(
     if extra:
         problems.append(
             f"grants account-wide permission groups {extra}: an account-wide token may only "
-            "run the AI Gateway ('AI Gateway Run'); scope R2 access to the stack's bucket and "
-            "drop the rest."
+            f"run the AI Gateway ({_ACCOUNT_GROUP_NAMES}); scope R2 access to the stack's "
+            "bucket and drop the rest."
         )
     return problems

@@ -35,6 +35,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
 
+import contract
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "moltworker"
 SECRET_SIG = rpc._special_sig_key  # the wire marker of a secret value
@@ -191,9 +193,12 @@ class ProgramMocks(pulumi.runtime.Mocks):
             scope = unquote(args.args.get("scope") or "")
             # Near-miss decoys make sure the program selects by exact name.
             names = [wanted, f"{wanted} (legacy)", wanted.replace("Write", "Read")]
+            # Cloudflare's ids are global: where the contract records the published one, the
+            # mocked account answers it, as a real one does.
+            published = {g.name: g.published_id for g in contract.PERMISSION_GROUPS}
             results = [
                 {
-                    "id": _fake("pg", n),
+                    "id": published.get(n) or _fake("pg", n),
                     "name": n,
                     "category": "developer_platform",
                     "isSelectable": True,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import contract
 from infra import permissions
 from infra.dynamic.bucket_emptier import BucketEmptierProvider
 from infra.dynamic.worker_deploy import WorkerDeployProvider
@@ -75,7 +76,8 @@ def test_bucket_token_is_scoped_to_exactly_this_bucket(stack: str) -> None:
     token = r.one(TOKEN, "storage-token")
     (policy,) = token.plain["policies"]
     assert policy["effect"] == "allow", token.urn
-    assert policy["permissionGroups"] == [{"id": _fake("pg", permissions.R2_BUCKET_ITEM_WRITE)}], (
+    published = contract.R2_BUCKET_ITEM_WRITE.published_id
+    assert policy["permissionGroups"] == [{"id": published}], (
         f"{token.urn}: not the exact 'Workers R2 Storage Bucket Item Write' group"
     )
     bucket = f"moltworker-{stack}-data"

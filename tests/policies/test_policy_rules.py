@@ -253,8 +253,17 @@ def token_findings(
 
 
 def test_bucket_token_for_the_stacks_bucket_passes() -> None:
-    ok = token("t", bucket_scope("moltworker-prod-data"), [R2_WRITE, R2_READ])
+    ok = token("t", bucket_scope("moltworker-prod-data"), [R2_WRITE])
     assert token_findings(ok) == []
+
+
+def test_a_bucket_group_the_program_never_requests_is_refused_by_default() -> None:
+    # The program asks only for Item Write (contract.PERMISSION_GROUPS); Read is not needed.
+    found = token_findings(token("t", bucket_scope("moltworker-prod-data"), [R2_WRITE, R2_READ]))
+    only(found, "API token 't' policy #1", f"gives permission groups ['{R2_READ}'] on a bucket")
+    widened = {**TOKEN_POLICY_CONFIG, "r2PermissionGroupIds": [R2_WRITE, R2_READ]}
+    both = token("t", bucket_scope("moltworker-prod-data"), [R2_WRITE, R2_READ])
+    assert token_findings(both, widened) == []
 
 
 def test_token_for_another_bucket_is_refused() -> None:

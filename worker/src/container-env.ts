@@ -21,11 +21,18 @@ const HOST_NAME =
 
 export type SleepAfter = { seconds: number } | "never";
 
+/**
+ * `<n>s|m|h` with n of one to six digits and no leading zero. The program validates sleepAfter
+ * with the same rule (contract.SLEEP_AFTER; tests/contract runs both over one table of values).
+ */
+export const SLEEP_AFTER_DURATION = /^([1-9][0-9]{0,5})([smh])$/;
+export const SLEEP_AFTER_MIN_S = 60;
+
 /** `SLEEP_AFTER` is `<n>s`, `<n>m`, `<n>h` or `never`; unset means ten minutes. */
 export function parseSleepAfter(raw: string | undefined): SleepAfter | { error: string } {
 	const value = raw?.trim() || "10m";
 	if (value === "never") return "never";
-	const match = /^(\d{1,6})([smh])$/.exec(value);
+	const match = SLEEP_AFTER_DURATION.exec(value);
 	if (!match) {
 		return {
 			error: `SLEEP_AFTER is "${value.slice(0, 20)}", not a duration: use e.g. 30s, 10m, 2h or never.`,
@@ -33,7 +40,9 @@ export function parseSleepAfter(raw: string | undefined): SleepAfter | { error: 
 	}
 	const amount = Number(match[1]);
 	const seconds = amount * (match[2] === "h" ? 3600 : match[2] === "m" ? 60 : 1);
-	if (seconds < 60) return { error: "SLEEP_AFTER is under a minute: use at least 1m." };
+	if (seconds < SLEEP_AFTER_MIN_S) {
+		return { error: "SLEEP_AFTER is under a minute: use at least 1m." };
+	}
 	return { seconds };
 }
 

@@ -102,9 +102,12 @@ describe("SLEEP_AFTER", () => {
 		expect(parseSleepAfter(raw)).toEqual(expected);
 	});
 
-	it.each(["10", "10 minutes", "-5m", "1d", "30s"])("refuses %s with the fix", (raw) => {
-		const result = parseSleepAfter(raw);
-		expect(result).toHaveProperty("error");
-		expect((result as { error: string }).error).toContain("SLEEP_AFTER");
-	});
+	it.each(["10", "10 minutes", "-5m", "1d", "30s", "01m", "1000000m"])(
+		"refuses %s with the fix",
+		(raw) => {
+			const result = parseSleepAfter(raw);
+			expect(result).toHaveProperty("error");
+			expect((result as { error: string }).error).toContain("SLEEP_AFTER");
+		},
+	);
 });

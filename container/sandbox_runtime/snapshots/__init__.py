@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..settings import read_snapshot_debounce, read_snapshot_keep
 from .crypto import key_from_env
 from .errors import ConfigError, HeadConflict, SnapshotError, StoreUnavailable
 from .manager import RestoreResult, SnapshotInfo, SnapshotManager, SnapshotStatus
@@ -41,21 +42,19 @@ __all__ = [
 ]
 
 
+# The one parser of each setting is the runtime's settings module (load_settings reads them at
+# boot); these raise its sentence for callers that build a manager from the environment alone.
 def keep_from_env(env: Mapping[str, str]) -> int:
-    raw = env.get("MOLT_SNAPSHOT_KEEP", "").strip() or "30"
-    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
-        raise ConfigError(f"MOLT_SNAPSHOT_KEEP={raw!r}: set it to a whole number from 1 to 10000.")
-    return int(raw)
+    value, problem = read_snapshot_keep(env)
+    if problem:
+        raise ConfigError(problem)
+    return value
 
 
 def debounce_from_env(env: Mapping[str, str]) -> float:
-    raw = env.get("MOLT_SNAPSHOT_DEBOUNCE_S", "").strip() or "2"
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 60.0:
-        raise ConfigError(f"MOLT_SNAPSHOT_DEBOUNCE_S={raw!r}: set it to seconds from 0 to 60.")
+    value, problem = read_snapshot_debounce(env)
+    if problem:
+        raise ConfigError(problem)
     return value
 
 
