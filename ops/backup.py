@@ -107,15 +107,6 @@ async def _find(manager: SnapshotManager, ident: str, stack: str) -> SnapshotInf
     )
 
 
-async def _extract(manager: SnapshotManager, ident: str) -> int:
-    """Materialise one generation into the manager's state dir (verified, decrypted)."""
-    # The manager exposes restore() for the newest generation only; a chosen generation is
-    # fetched and verified with the same two steps restore() uses for each candidate.
-    manifest = await manager._fetch_manifest(ident)
-    files, _ = await manager._materialize(manifest)
-    return files
-
-
 def human_size(size: int) -> str:
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -170,7 +161,7 @@ def backup_download(outputs: StackOutputs, ident: str, target: Path, console: Co
 
     async def work(manager: SnapshotManager, _scratch: Path) -> tuple[SnapshotInfo, int]:
         info = await _find(manager, ident, outputs.stack)
-        await _extract(manager, ident)
+        await manager.extract(ident)
         return info, await asyncio.to_thread(_safe_tar, manager.state_dir, target)
 
     info, files = _run(outputs, work)
@@ -184,7 +175,7 @@ def backup_download(outputs: StackOutputs, ident: str, target: Path, console: Co
 def backup_restore(outputs: StackOutputs, ident: str, console: Console) -> SnapshotInfo | None:
     async def work(manager: SnapshotManager, _scratch: Path) -> SnapshotInfo | None:
         await _find(manager, ident, outputs.stack)
-        await _extract(manager, ident)
+        await manager.extract(ident)
         return await manager.import_tree(manager.state_dir, f"restore of {ident}")
 
     created: SnapshotInfo | None = _run(outputs, work)
