@@ -27,14 +27,16 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -51,6 +53,7 @@ VERSION_KEY = f"{NS}:openclawVersion"
 CACHE = ROOT / ".cache"
 VERSIONS_DIR = CACHE / "openclaw-versions"
 NPM_TIMEOUT_S = 900.0
+T = TypeVar("T")
 
 
 # --- versions --------------------------------------------------------------------------------
@@ -164,6 +167,16 @@ def installed_openclaw(version: str, env: Mapping[str, str]) -> Path:
 # --- the preflight ---------------------------------------------------------------------------
 
 
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    # Not asyncio.run: it leaves the thread without a current loop, and the Pulumi SDK's
+    # Outputs (the settings loader makes some) need one afterwards.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
 def stack_settings(cli: PulumiCli, stack: str) -> infra_settings.Settings:
     values = cli.config(stack)
     secret_keys = cli.config_secret_keys(stack)
@@ -256,35 +269,161 @@ def validate_config(env: Mapping[str, str], openclaw: Path, version: str) -> Ver
             reported = await config_check.openclaw_version()
             return Verdict(version, reported, issues)
 
-        # Not asyncio.run: it leaves the thread without a current loop, and the Pulumi SDK's
-        # Outputs (the settings loader makes some) need one afterwards.
-        loop = asyncio.new_event_loop()
-        try:
-            return loop.run_until_complete(check())
-        finally:
-            loop.close()
+        return run_async(check())
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """Boot the runtime on a copy of the stack's state (`state`: None boots an empty state)."""
+
+    state: Path | None
+    timeout_s: float
 
 
 def preflight(
-    cli: PulumiCli, stack: str, version: str, env: Mapping[str, str], console: Console
+    cli: PulumiCli,
+    stack: str,
+    version: str,
+    env: Mapping[str, str],
+    console: Console,
+    rehearsal: Rehearsal | None = None,
 ) -> Verdict:
     s = stack_settings(cli, stack)
     console.print(f"preflight: installing openclaw@{version} (cached under .cache/)")
     openclaw = installed_openclaw(version, env)
-    verdict = validate_config(container_env(s), openclaw, version)
+    container = container_env(s)
+    verdict = validate_config(container, openclaw, version)
     if verdict.reported_version and verdict.reported_version != version:
         verdict = Verdict(
             version,
             verdict.reported_version,
             [f"the installed launcher reports {verdict.reported_version}, not {version}"],
         )
-    if verdict.ok:
-        console.print(f"preflight: openclaw@{version} accepts the config {stack} renders")
-    else:
+    if not verdict.ok:
         console.print(f"preflight: openclaw@{version} refuses the config {stack} renders:")
         for issue in verdict.issues:
             console.print(f"  {issue}")
+        return verdict
+    console.print(f"preflight: openclaw@{version} accepts the config {stack} renders")
+    if rehearsal is None:
+        return verdict
+    what = "a copy of the stack's state" if rehearsal.state else "an empty state"
+    console.print(f"rehearsal: booting openclaw@{version} under the runtime on {what}")
+    failure = rehearse_boot(container, openclaw, rehearsal.state, rehearsal.timeout_s)
+    if failure is not None:
+        console.print(f"rehearsal: openclaw@{version} did not start: {failure}")
+        return Verdict(version, verdict.reported_version, [failure])
+    console.print(f"rehearsal: openclaw@{version} is ready on it")
     return verdict
+
+
+# --- the boot rehearsal ----------------------------------------------------------------------
+
+# Channels reach Telegram/Discord/Slack as soon as the gateway starts; their config was judged by
+# the validator above, and the rehearsal boots without them so it needs no network.
+OFFLINE_DROP = (
+    "TELEGRAM_BOT_TOKEN",
+    "DISCORD_BOT_TOKEN",
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "TELEGRAM_DM_POLICY",
+    "DISCORD_DM_POLICY",
+    "SLACK_DM_POLICY",
+    "MOLT_CDP_UPSTREAM",
+)
+
+
+def fetch_state(outputs: Any, into: Path, console: Console) -> str | None:
+    """Restore the stack's newest generation (verified, decrypted) into `into`; its id."""
+    from . import backup
+
+    with backup._manager(outputs) as (manager, _scratch), backup._store_errors(outputs.stack):
+        result = run_async(manager.restore())
+        into.mkdir(parents=True, exist_ok=True)
+        if manager.state_dir.exists():
+            shutil.copytree(manager.state_dir, into, symlinks=True, dirs_exist_ok=True)
+    if result.snapshot is None:
+        console.print(f"rehearsal: {outputs.stack}'s store holds no snapshot yet (empty state)")
+        return None
+    console.print(
+        f"rehearsal: restored snapshot {result.snapshot.id} of {outputs.stack} "
+        f"({result.files} files) into a scratch copy"
+    )
+    return result.snapshot.id
+
+
+def rehearse_boot(
+    env: Mapping[str, str], openclaw: Path, state: Path | None, timeout_s: float
+) -> str | None:
+    """Boot the runtime with that OpenClaw on a copy of the state; None once it is ready.
+
+    The copy goes through a local store of its own (the runtime's `dir` store, a fresh key), so
+    the runtime restores it exactly as it restores the stack's, and the stack's store is only
+    read. Returns why it did not become ready: the runtime's own last lines.
+    """
+    from sandbox_runtime.snapshots import SnapshotManager, key_from_env, open_store
+
+    from devstack.procs import Child, ChildExited, free_ports, wait_until
+
+    with tempfile.TemporaryDirectory(prefix="molt-rehearsal-") as scratch:
+        tmp = Path(scratch)
+        gateway, control, cdp = free_ports(3)
+        run_env = {k: v for k, v in node_env(os.environ).items() if k in ("PATH", "LANG")}
+        run_env.update({k: v for k, v in env.items() if k not in OFFLINE_DROP})
+        run_env.update(
+            {
+                "HOME": str(tmp / "home"),
+                "MOLT_OPENCLAW_BIN": str(openclaw),
+                "MOLT_STORE": "dir",
+                "MOLT_STORE_DIR": str(tmp / "store"),
+                "MOLT_SNAPSHOT_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+                "MOLT_STATE_DIR": str(tmp / "state"),
+                "MOLT_RUNTIME_DIR": str(tmp / "run"),
+                "MOLT_GATEWAY_PORT": str(gateway),
+                "MOLT_CONTROL_PORT": str(control),
+                "MOLT_CDP_PORT": str(cdp),
+            }
+        )
+        for name in ("home", "store", "seed"):
+            (tmp / name).mkdir()
+        if state is not None:
+            manager = SnapshotManager(
+                store=open_store(run_env), key=key_from_env(run_env), state_dir=tmp / "seed"
+            )
+            run_async(manager.import_tree(state, "upgrade rehearsal"))
+        child = Child(
+            "runtime",
+            [sys.executable, "-m", "sandbox_runtime"],
+            env=run_env,
+            cwd=tmp,
+            log_path=tmp / "runtime.log",
+        )
+        child.start()
+        try:
+            wait_until(
+                lambda: _phase(control) == "ready",
+                timeout=timeout_s,
+                what="ready",
+                alive=child,
+                interval=0.5,
+            )
+            return None
+        except ChildExited:
+            return f"the runtime exited with {child.returncode()}:\n{child.log_tail(25)}"
+        except TimeoutError:
+            tail = child.log_tail(25)
+            return f"not ready within {timeout_s:.0f}s; the runtime's last lines:\n{tail}"
+        finally:
+            child.stop(grace=30)
+
+
+def _phase(control_port: int) -> str | None:
+    try:
+        response = httpx.get(f"http://127.0.0.1:{control_port}/healthz", timeout=2)
+        body = response.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return body.get("phase") if isinstance(body, dict) else None
 
 
 # --- deploy, wait, roll back -----------------------------------------------------------------
@@ -411,13 +550,18 @@ def cmd_upgrade(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     if args.to == current:
         console.print(f"{stack} already deploys openclaw {current}; nothing to do.")
         return 0
-    verdict = preflight(cli, stack, args.to, deps.env, console)
+    outputs = StackOutputs.from_pulumi(cli, stack, console.redact)
+    with tempfile.TemporaryDirectory(prefix="molt-upgrade-state-") as scratch:
+        state = Path(scratch) / "state"
+        fetch_state(outputs, state, console)
+        verdict = preflight(
+            cli, stack, args.to, deps.env, console, Rehearsal(state, args.rehearsal_timeout)
+        )
     if not verdict.ok:
         raise OpsError(
-            f"upgrade refused before deploy: openclaw@{args.to} does not accept the config "
-            f"{stack} renders (issues above); the stack was not changed."
+            f"upgrade refused before deploy: openclaw@{args.to} does not accept what {stack} "
+            "runs (OpenClaw's messages above); the stack was not changed."
         )
-    outputs = StackOutputs.from_pulumi(cli, stack, console.redact)
     status = status_reader(outputs, deps.env, console, deps.http_transport)
     ok = deploy(
         cli, stack, args.to, current, status, console, wait_s=args.wait, poll_s=args.poll_interval
@@ -452,5 +596,12 @@ def register(commands: Any) -> None:
     )
     upgrade.add_argument(
         "--poll-interval", type=float, default=5.0, metavar="SECONDS", help="(default: 5)"
+    )
+    upgrade.add_argument(
+        "--rehearsal-timeout",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="how long the rehearsal boot on a copy of the state may take (default: 180)",
     )
     upgrade.set_defaults(handler=cmd_upgrade)

@@ -107,7 +107,21 @@ def stand_in_openclaw(path: Path, version: str, issues: list[dict[str, str]] | N
 
 @pytest.fixture
 def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Stand-in versions for the command-level tests.
+
+    The stack's store (read through `ops backup`'s manager) is replaced by a one-file state, and
+    the boot rehearsal by the verdict `rehearsals` holds: the rehearsal itself is tested below
+    with the real runtime, on the real pinned OpenClaw and on a launcher whose gateway crashes.
+    """
     launchers: dict[str, Path] = {}
+
+    def fetch(_outputs: Any, into: Path, _console: Console) -> str:
+        into.mkdir(parents=True, exist_ok=True)
+        (into / "agent-notes.md").write_text("remember the milk\n")
+        return "gen-1"
+
+    monkeypatch.setattr(upgrade, "fetch_state", fetch)
+    monkeypatch.setattr(upgrade, "rehearse_boot", lambda env, oc, state, timeout: None)
 
     def install(version: str, _env: Any) -> Path:
         assert version in launchers, f"the test did not expect openclaw@{version} to be installed"
@@ -274,3 +288,40 @@ def test_container_settings_the_runtime_refuses_stop_the_preflight(
     stand_ins[NEW] = stand_in_openclaw(tmp_path / "openclaw-new", NEW, None)
     with pytest.raises(OpsError, match="DISCORD_DM_POLICY is set but DISCORD_BOT_TOKEN is not"):
         upgrade.preflight(stack.cli, "prod", NEW, stack.env, stack.console)
+
+
+CRASHING = """#!/bin/sh
+case "$1" in
+  config) echo '{"valid":true,"issues":[],"warnings":[]}' ;;
+  --version) echo 'OpenClaw 2099.1.1 (crashing stand-in)' ;;
+  gateway) echo "Error: database schema 42 is newer than this build understands" >&2; exit 1 ;;
+  *) exit 2 ;;
+esac
+"""
+
+
+def test_the_rehearsal_refuses_a_version_that_does_not_start_on_the_state(
+    stack: Stack, tmp_path: Path
+) -> None:
+    launcher = tmp_path / "openclaw-crashing"
+    launcher.write_text(CRASHING)
+    launcher.chmod(0o755)
+    state = tmp_path / "state-copy"
+    state.mkdir()
+    (state / "agent-notes.md").write_text("remember the milk\n")
+    env = upgrade.container_env(upgrade.stack_settings(stack.cli, "prod"))
+    failure = upgrade.rehearse_boot(env, launcher, state, timeout_s=8)
+    assert failure is not None
+    # OpenClaw's own words reach the refusal, through the runtime's log.
+    assert "database schema 42 is newer than this build understands" in failure
+
+
+def test_the_rehearsal_boots_the_real_pinned_openclaw_on_a_copy_of_the_state(
+    stack: Stack, tmp_path: Path
+) -> None:
+    state = tmp_path / "state-copy"
+    (state / "workspace").mkdir(parents=True)
+    (state / "workspace" / "MEMORY.md").write_text("the user likes tea\n")
+    env = upgrade.container_env(upgrade.stack_settings(stack.cli, "prod"))
+    openclaw = upgrade.installed_openclaw(PINNED, stack.env)
+    assert upgrade.rehearse_boot(env, openclaw, state, timeout_s=100) is None
