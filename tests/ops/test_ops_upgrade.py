@@ -9,10 +9,12 @@ pinned OpenClaw validates the same rendered config in the first test.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -325,3 +327,34 @@ def test_the_rehearsal_boots_the_real_pinned_openclaw_on_a_copy_of_the_state(
     env = upgrade.container_env(upgrade.stack_settings(stack.cli, "prod"))
     openclaw = upgrade.installed_openclaw(PINNED, stack.env)
     assert upgrade.rehearse_boot(env, openclaw, state, timeout_s=100) is None
+
+
+@pytest.mark.s3
+def test_the_rehearsal_state_is_the_stacks_newest_generation(
+    tmp_path: Path, moto_endpoint: str, make_bucket: Callable[[], str]
+) -> None:
+    from test_ops_backup import manager
+    from test_ops_backup import outputs as outputs_file
+
+    from ops.outputs import StackOutputs
+
+    bucket = make_bucket()
+    state = tmp_path / "runtime-state"
+
+    async def write() -> str:
+        m = manager(moto_endpoint, bucket, state)
+        await m.restore()
+        (state / "workspace").mkdir(parents=True)
+        (state / "workspace" / "MEMORY.md").write_text("the user likes tea\n")
+        info = await m.snapshot("before the upgrade")
+        assert info is not None
+        return info.id
+
+    ident = asyncio.run(write())
+    console = Console(Redactor(), io.StringIO(), io.StringIO())
+    outputs = StackOutputs.from_file(
+        outputs_file(tmp_path, moto_endpoint, bucket), "prod", console.redact
+    )
+    copy = tmp_path / "copy"
+    assert upgrade.fetch_state(outputs, copy, console) == ident
+    assert (copy / "workspace" / "MEMORY.md").read_text() == "the user likes tea\n"
