@@ -42,8 +42,8 @@ Parser = Callable[[str], Verdict]
 # --- the program (settings + components), run as `pulumi preview` runs it ------------------
 
 
-def program(overrides: dict[str, str | None], stack: str = "dev") -> Verdict:
-    """Run __main__.py under mocks with the dev example's config plus `overrides`."""
+def _set_config(overrides: dict[str, str | None]) -> None:
+    """The dev example's config, the test secrets and the fixture trees, plus `overrides`."""
     config = stack_config("dev")
     config.update(TEST_SECRETS)
     fx = fixtures()
@@ -57,6 +57,11 @@ def program(overrides: dict[str, str | None], stack: str = "dev") -> Verdict:
         else:
             config[full] = value
     pulumi.runtime.set_all_config(config, [k for k in TEST_SECRETS if k in config])
+
+
+def program(overrides: dict[str, str | None], stack: str = "dev") -> Verdict:
+    """Run __main__.py under mocks with the dev example's config plus `overrides`."""
+    _set_config(overrides)
     try:
         run_under_mocks(
             lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi_program__"),
@@ -71,15 +76,7 @@ def program_settings(overrides: dict[str, str | None], stack: str = "dev") -> An
     """The program's typed settings for the dev config plus `overrides` (raises when refused)."""
     from infra import settings
 
-    config = stack_config("dev")
-    config.update(TEST_SECRETS)
-    for key, value in overrides.items():
-        full = key if ":" in key else f"moltworker:{key}"
-        if value is None:
-            config.pop(full, None)
-        else:
-            config[full] = value
-    pulumi.runtime.set_all_config(config, [k for k in TEST_SECRETS if k in config])
+    _set_config(overrides)
     return settings.load(pulumi.Config("moltworker"), stack, warn=lambda _m: None)
 
 
