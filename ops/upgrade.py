@@ -47,11 +47,12 @@ from .errors import Console, OpsError
 from .init import NS, load_settings
 from .outputs import SERVICE_TOKEN_ID, SERVICE_TOKEN_SECRET
 from .pulumi_cli import ROOT, PulumiCli, check_stack_name
-from .smoke import CheckFailed, SmokeTarget, _status, service_token_from
+from .smoke import CheckFailed, ServiceToken, SmokeTarget, _status, service_token_from
 
 VERSION_KEY = f"{NS}:openclawVersion"
 CACHE = ROOT / ".cache"
 VERSIONS_DIR = CACHE / "openclaw-versions"
+SNAPSHOT_NOW_PATH = "/api/admin/snapshots/now"
 NPM_TIMEOUT_S = 900.0
 T = TypeVar("T")
 
@@ -499,9 +500,58 @@ def deploy(
     return False
 
 
-def status_reader(
+@dataclass
+class Admin:
+    """The Worker's admin API behind Access, with the stack's service token (as ops smoke)."""
+
+    client: httpx.Client
+    target: SmokeTarget
+    token: ServiceToken
+
+    def status(self) -> dict[str, Any]:
+        return _status(self.client, self.target, self.token)
+
+    def snapshot_now(
+        self,
+        wait_s: float,
+        poll_s: float,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> str:
+        """A snapshot taken now; its id. Waits while the container wakes (503) or is busy (409)."""
+        url = f"{self.target.url}{SNAPSHOT_NOW_PATH}"
+        deadline = clock() + wait_s
+        while True:
+            try:
+                response = self.client.post(url, headers=self.token.headers())
+            except httpx.HTTPError as exc:
+                detail = f"cannot reach {url} ({type(exc).__name__})"
+            else:
+                if response.status_code == 200:
+                    try:
+                        ident = response.json().get("id")
+                    except (ValueError, AttributeError):
+                        ident = None
+                    if isinstance(ident, str) and ident:
+                        return ident
+                    detail = f"{url} answered without a snapshot id"
+                elif response.status_code in (409, 503):
+                    detail = f"{url} answered {response.status_code}: {response.text[:200]}"
+                else:
+                    raise OpsError(
+                        f"the pre-upgrade snapshot failed ({response.status_code}: "
+                        f"{response.text[:200]}); nothing was changed."
+                    )
+            if clock() >= deadline:
+                raise OpsError(
+                    f"no pre-upgrade snapshot within {wait_s:.0f}s ({detail}); nothing was changed."
+                )
+            sleep(min(poll_s, max(0.05, deadline - clock())))
+
+
+def admin_api(
     outputs: Any, env: Mapping[str, str], console: Console, transport: httpx.BaseTransport | None
-) -> StatusReader:
+) -> Admin:
     client_id = outputs.optional_text(SERVICE_TOKEN_ID, secret=True) or env.get(
         "CF_ACCESS_CLIENT_ID"
     )
@@ -512,15 +562,15 @@ def status_reader(
     token = service_token_from(client_id, client_secret)
     if token is None:
         raise OpsError(
-            "no Access service token to read the admin status: `pulumi config set "
+            "no Access service token for the admin API: `pulumi config set "
             "accessServiceToken true` and `pulumi up`, or set CF_ACCESS_CLIENT_ID / "
             "CF_ACCESS_CLIENT_SECRET."
         )
     target = SmokeTarget(
         url=outputs.url(), team_domain=None, service_token=token, max_snapshot_age_s=0, wait_s=0
     )
-    client = httpx.Client(timeout=10.0, transport=transport, follow_redirects=False)
-    return lambda: _status(client, target, token)
+    client = httpx.Client(timeout=30.0, transport=transport, follow_redirects=False)
+    return Admin(client, target, token)
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -551,6 +601,10 @@ def cmd_upgrade(args: argparse.Namespace, deps: Deps, console: Console) -> int:
         console.print(f"{stack} already deploys openclaw {current}; nothing to do.")
         return 0
     outputs = StackOutputs.from_pulumi(cli, stack, console.redact)
+    admin = admin_api(outputs, deps.env, console, deps.http_transport)
+    # Before anything else: the generation the rehearsal boots on, and the one to go back to.
+    ident = admin.snapshot_now(args.wait, args.poll_interval)
+    console.print(f"snapshot {ident} of {stack} taken before the switch")
     with tempfile.TemporaryDirectory(prefix="molt-upgrade-state-") as scratch:
         state = Path(scratch) / "state"
         fetch_state(outputs, state, console)
@@ -562,9 +616,15 @@ def cmd_upgrade(args: argparse.Namespace, deps: Deps, console: Console) -> int:
             f"upgrade refused before deploy: openclaw@{args.to} does not accept what {stack} "
             "runs (OpenClaw's messages above); the stack was not changed."
         )
-    status = status_reader(outputs, deps.env, console, deps.http_transport)
     ok = deploy(
-        cli, stack, args.to, current, status, console, wait_s=args.wait, poll_s=args.poll_interval
+        cli,
+        stack,
+        args.to,
+        current,
+        admin.status,
+        console,
+        wait_s=args.wait,
+        poll_s=args.poll_interval,
     )
     return 0 if ok else 1
 

@@ -160,7 +160,16 @@ def test_an_upgrade_the_config_cannot_satisfy_is_refused_before_deploy(
 ) -> None:
     issue = {"path": "agents.defaults.model", "message": 'Unrecognized key: "fallbacks"'}
     stand_ins[NEW] = stand_in_openclaw(tmp_path / "openclaw-new", NEW, [issue])
-    code = cli_run(stack, "upgrade", "--stack", "prod", "--to", NEW)
+    worker = FakeWorker(stack, broken=set())
+    code = cli_run(
+        stack,
+        "upgrade",
+        "--stack",
+        "prod",
+        "--to",
+        NEW,
+        transport=httpx.MockTransport(worker.handle),
+    )
     printed = stack.printed()
     assert code == 1
     # OpenClaw's own message, word for word.
@@ -177,12 +186,17 @@ class FakeWorker:
         self.stack = stack
         self.broken = broken
         self.requests: list[httpx.Request] = []
+        self.snapshots_before_up: list[bool] = []
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        assert request.url.path == "/api/admin/status"
         if request.headers.get("CF-Access-Client-Secret") != CLIENT_SECRET:
             return httpx.Response(302, headers={"location": "https://team.cloudflareaccess.com"})
+        if request.url.path == "/api/admin/snapshots/now" and request.method == "POST":
+            # Taken before anything is deployed, while the current version runs.
+            self.snapshots_before_up.append(self.stack.deployed_versions() == [])
+            return httpx.Response(200, json={"id": "gen-7", "changed": True})
+        assert request.url.path == "/api/admin/status"
         deployed = self.stack.deployed_versions()
         version = (deployed[-1] if deployed else None) or PINNED
         if version in self.broken:
@@ -225,6 +239,8 @@ def test_a_new_version_that_fails_to_start_is_rolled_back(
     assert f"openclaw {NEW} was not ready within 0s" in printed
     assert "gateway exited with code 1 before it was ready" in printed
     assert f"rolled back prod to openclaw {PINNED}: ready with openclaw {PINNED}" in printed
+    assert worker.snapshots_before_up == [True]
+    assert "snapshot gen-7 of prod taken before the switch" in printed
     assert CLIENT_SECRET not in printed
 
 
