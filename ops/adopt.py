@@ -83,10 +83,17 @@ def adopt(pulumi: Pulumi, stack: str, console: Console, *, yes: bool) -> None:
     export = pulumi.stack_export(stack)
     legacy = legacy_resources(export)
     if not legacy:
-        console.print(
-            f"stack {stack} holds no resources of the old deploy path: nothing to adopt "
-            "(`pulumi up` is safe)."
-        )
+        # Still a reason to adopt: a first `pulumi up` that failed part-way (say, at the
+        # container step) left a live script the state does not hold, which the next create
+        # refuses like any Worker the stack did not make.
+        console.print(f"stack {stack} holds no resources of the old deploy path.")
+        if not yes:
+            raise OpsError(
+                "nothing changed: re-run with --yes only if the live Worker of this name is the "
+                "stack's own (e.g. left by a first `pulumi up` that failed part-way); the next "
+                "`pulumi up` then deploys over it."
+            )
+        _record(pulumi, stack, console, removed=0)
         return
     blockers = _blockers(export, legacy)
     if blockers:
@@ -108,9 +115,13 @@ def adopt(pulumi: Pulumi, stack: str, console: Console, *, yes: bool) -> None:
     # the reverse order meets the CLI's rule that nothing left may point at a deleted URN.
     for r in reversed(legacy):
         pulumi.state_delete(stack, r["urn"], force=bool(r.get("protect")))
+    _record(pulumi, stack, console, removed=len(legacy))
+
+
+def _record(pulumi: Pulumi, stack: str, console: Console, *, removed: int) -> None:
     pulumi.config_set(stack, ADOPT_KEY, "true")
     console.print(
-        f"Removed {len(legacy)} resource(s) from the state and set {ADOPT_KEY}=true. Next: "
+        f"Removed {removed} resource(s) from the state and set {ADOPT_KEY}=true. Next: "
         f"`pulumi up --stack {stack}` (it deploys over the live Worker and application), then "
         f"`pulumi config rm {ADOPT_KEY} --stack {stack}`."
     )

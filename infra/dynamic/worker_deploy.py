@@ -457,10 +457,10 @@ class WorkerDeployProvider(ResourceProvider):
             raise WranglerError(
                 f"{' and '.join(found)} already exist(s) on account {account} and this stack did "
                 "not create it; nothing was deployed or deleted. If it is this stack's own Worker "
-                f"from the old deploy path, run `python -m ops adopt --stack {stack}` (it removes "
-                "the old resources from the state without deleting anything and lets the next "
-                "`pulumi up` take the Worker over); otherwise choose another "
-                "`moltworker:workerName`"
+                "(from the old deploy path, or left by a first `pulumi up` that failed part-way), "
+                f"run `python -m ops adopt --stack {stack}` (it removes old resources from the "
+                "state without deleting anything and lets the next `pulumi up` take the Worker "
+                "over); otherwise choose another `moltworker:workerName`"
             )
 
     def create(self, props: dict[str, Any]) -> CreateResult:

@@ -102,8 +102,14 @@ def test_yes_forgets_the_old_resources_keeps_the_rest_and_records_the_adoption(
     assert len(forced) == 1 and forced[0].endswith("::worker-script")
     assert "pulumi up --stack dev" in run.text and f"pulumi config rm {ADOPT_KEY}" in run.text
 
+    # Nothing of the old path left: only the adoption (for a Worker that a first `up` which
+    # failed part-way left behind), and only with --yes.
+    stack.config.clear()
+    asked = cli("adopt", "--stack", "dev")
+    assert asked.code == 1 and "failed part-way" in asked.text and stack.config == {}
     again = cli("adopt", "--stack", "dev", "--yes")
-    assert again.code == 0 and "nothing to adopt" in again.text
+    assert again.code == 0 and "Removed 0 resource(s)" in again.text
+    assert stack.config == {ADOPT_KEY: "true"}
 
 
 def test_a_kept_resource_that_points_at_an_old_one_stops_it_before_any_change(
