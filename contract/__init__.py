@@ -39,7 +39,7 @@ def stack_name_problem(stack: str) -> str | None:
     """Why `stack` cannot name a moltworker stack, or None."""
     if STACK_NAME.match(stack):
         return None
-    return f"stack name {stack!r}: use {STACK_NAME_RULE}"
+    return f"stack name {stack!r} is not valid: use {STACK_NAME_RULE}"
 
 
 def is_production_stack(stack: str) -> bool:

@@ -89,7 +89,7 @@ def test_destroy_refuses_anything_not_named_pr_n(
     pulumi.stacks[stack] = deployed(EPHEMERAL)
     run = cli("review", "destroy", "--stack", stack)
     assert run.code == 1
-    assert "refusing to destroy" in run.err or f"stack name {stack!r}: use lowercase" in run.err
+    assert "refusing to destroy" in run.err or f"stack name {stack!r} is not valid" in run.err
     assert stack in pulumi.stacks
     assert not [c for c in pulumi.calls if c[0] == "destroy_and_remove"]
 
