@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "backup",
     "doctor",
     "adopt",
+    "upgrade",
 )
 
 
