@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from typing import TextIO
 
 REDACTED = "[redacted]"
@@ -25,9 +24,6 @@ class Redactor:
         for value in values:
             if value and len(value) >= _MIN_SECRET_LEN:
                 self._secrets.add(value)
-
-    def add_all(self, values: Iterable[str]) -> None:
-        self.add(*values)
 
     def __call__(self, text: str) -> str:
         # Longest first so a secret that contains another is replaced whole.

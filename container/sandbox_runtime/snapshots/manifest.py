@@ -81,9 +81,6 @@ class Manifest:
             len(files),
         )
 
-    def same_content(self, other: Manifest | None) -> bool:
-        return other is not None and self.entries == other.entries
-
 
 @dataclass(frozen=True)
 class Head:
