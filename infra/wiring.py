@@ -45,12 +45,21 @@ def worker_bindings(
         "AI_GATEWAY_BASE_URL": gateway.base_url,
         "MODEL_PRIMARY": s.model_primary.ref,
         "MODEL_FALLBACKS": ",".join(m.ref for m in s.model_fallbacks),
-        "TELEGRAM_DM_POLICY": s.channels.telegram_dm_policy,
-        "DISCORD_DM_POLICY": s.channels.discord_dm_policy,
-        "SLACK_DM_POLICY": s.channels.slack_dm_policy,
         "MOLT_SNAPSHOT_KEEP": str(s.snapshots.keep),
         "SLEEP_AFTER": s.sandbox.sleep_after,
         "CRON_SNAPSHOT_AFTER": CRON_SNAPSHOT_AFTER,
         "DEBUG_ROUTES": "true" if s.debug_routes else "false",
     }
+    # A channel's DM policy goes only with its token: the runtime refuses a policy for a channel
+    # it has no token for (a hand-set variable with no channel is a mistake), and every stack
+    # has a policy for every channel through the schema's defaults.
+    channels = s.channels
+    configured = {
+        "TELEGRAM_DM_POLICY": (channels.telegram_token, channels.telegram_dm_policy),
+        "DISCORD_DM_POLICY": (channels.discord_token, channels.discord_dm_policy),
+        "SLACK_DM_POLICY": (channels.slack_bot_token, channels.slack_dm_policy),
+    }
+    worker_vars.update(
+        {k: policy for k, (token, policy) in configured.items() if token is not None}
+    )
     return worker_secrets, worker_vars

@@ -43,8 +43,7 @@ STACK_CONFIG = {
     "moltworker:modelFallbacks": ["openai/gpt-5-mini"],
     "moltworker:telegramDmPolicy": "allowlist",
 }
-# Every channel has its token: infra.wiring passes all three DM policies, and the runtime
-# refuses a policy without its channel's token (see test_a_policy_without_its_token_...).
+# Every channel has its token, so the rehearsed config has all three channels.
 SECRET_KEYS = (
     "cloudflare:apiToken",
     "moltworker:anthropicApiKey",
@@ -298,14 +297,29 @@ def test_only_exact_versions_are_accepted(stack: Stack) -> None:
 
 
 def test_container_settings_the_runtime_refuses_stop_the_preflight(
+    stack: Stack, stand_ins: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The program only deploys what the runtime accepts (tests/contract/test_container_env.py);
+    # a variable the runtime refuses stands for a future drift between the two.
+    real = upgrade.container_env
+    monkeypatch.setattr(
+        upgrade, "container_env", lambda s: {**real(s), "TELEGRAM_DM_POLICY": "everyone"}
+    )
+    stand_ins[NEW] = stand_in_openclaw(tmp_path / "openclaw-new", NEW, None)
+    with pytest.raises(OpsError, match="TELEGRAM_DM_POLICY"):
+        upgrade.preflight(stack.cli, "prod", NEW, stack.env, stack.console)
+
+
+def test_a_stack_without_a_channel_token_passes_the_settings_check(
     stack: Stack, stand_ins: dict[str, Path], tmp_path: Path
 ) -> None:
     state = json.loads(stack.state_file.read_text())
     del state["stacks"]["prod"]["config"]["moltworker:discordBotToken"]
     stack.state_file.write_text(json.dumps(state))
     stand_ins[NEW] = stand_in_openclaw(tmp_path / "openclaw-new", NEW, None)
-    with pytest.raises(OpsError, match="DISCORD_DM_POLICY is set but DISCORD_BOT_TOKEN is not"):
-        upgrade.preflight(stack.cli, "prod", NEW, stack.env, stack.console)
+    env = upgrade.container_env(upgrade.stack_settings(stack.cli, "prod"))
+    assert "DISCORD_DM_POLICY" not in env
+    assert "TELEGRAM_DM_POLICY" in env
 
 
 CRASHING = """#!/bin/sh
