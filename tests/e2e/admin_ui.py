@@ -1,6 +1,9 @@
 """The admin UI as a person sees it: signed in through the local form, in light and dark, with
 OpenClaw's security audit and the running OpenClaw version on the page.
 
+A check, not a test module: test_local_stack.py runs it on its stack, so the suite boots one
+local stack for both (a stack of its own cost about 100 s of `make test`).
+
 Screenshots go to .cache/e2e-screenshots/ (outside git): admin-light.png, admin-dark.png and
 signin-dark.png.
 """
@@ -15,24 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from devstack import LocalStack
-
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / ".cache" / "e2e-screenshots"
 # The audit starts once the gateway is ready and takes a Node start-up or more on a busy box;
 # the page polls the status every 15 s.
 AUDIT_TIMEOUT_MS = 240_000
-
-
-@pytest.fixture(scope="module")
-def shots() -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    return SHOTS
 
 
 def admin_status(stack: LocalStack) -> dict[str, Any]:
@@ -70,9 +64,10 @@ def background(page: Page) -> str:
     return page.evaluate("getComputedStyle(document.body).backgroundColor")
 
 
-def test_admin_ui_shows_the_security_audit_in_light_and_dark(
-    browser: Browser, stack: LocalStack, shots: Path
-) -> None:
+def check_admin_ui(browser: Browser, stack: LocalStack) -> None:
+    """The security audit's findings, the pinned version and both colour schemes on the page."""
+    shots = SHOTS
+    shots.mkdir(parents=True, exist_ok=True)
     pinned = (ROOT / "container" / "openclaw.version").read_text().strip()
     with open_admin(browser, stack, "light", shots) as page:
         findings = page.locator("#security-findings li.finding")

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from admin_ui import AUDIT_TIMEOUT_MS, check_admin_ui
 from journeys import cdp_handshake, served_page
 from model_standin import API_KEY, REPLY_PREFIX, ModelStandIn
 from playwright.sync_api import Browser, Playwright, expect
@@ -90,6 +91,16 @@ def test_control_ui_waits_for_admin_approval(
     device_a.wait_connected()
     device_a.screenshot(artifacts / "03-control-ui-connected.png")
     shared["device_a"] = device_id
+
+
+# --------------------------------------------------------------------------------- admin UI
+
+
+@pytest.mark.timeout(AUDIT_TIMEOUT_MS // 1000 + 180)
+def test_admin_ui_shows_the_security_audit_in_light_and_dark(
+    browser: Browser, stack: LocalStack
+) -> None:
+    check_admin_ui(browser, stack)
 
 
 # ------------------------------------------------------------------------------------- chat
