@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox_runtime.snapshots import SnapshotManager, open_store
+import pytest
+from sandbox_runtime.snapshots import SnapshotError, SnapshotManager, open_store
 from sandbox_runtime.snapshots.crypto import Cipher
 from sandbox_runtime.snapshots.manifest import Manifest, decode_head, decode_manifest
 from sandbox_runtime.snapshots.store import Store
@@ -140,3 +141,41 @@ async def kill_rounds(env: dict[str, str], tmp_path: Path, rounds: int = 3) -> N
         db.close()
         assert last >= acked, f"acknowledged {acked} but restored only up to {last}"
         state = restored
+
+
+async def check_kept_generation_survives_pruning(store: Store, tmp_path: Path) -> None:
+    """One writer keeps 2 generations while another party (ops) pins an old one: the pinned one
+    stays on the chain and keeps its blobs through pruning and sweeps, until it is unkept."""
+    state = make_state(tmp_path / "kept-state")
+    writer = manager(store, state, keep=2, grace_s=0)
+    await writer.restore()
+    (state / "rotating.txt").write_text("version 0")
+    pinned = await writer.snapshot("s0")
+    assert pinned is not None
+    # Pinned through a separate manager, as `ops backup keep` does: the writer's HEAD is stale
+    # about it and it still must not lose it.
+    ops = manager(store, tmp_path / "ops-scratch", keep=2, grace_s=0)
+    assert await ops.keep_generation(pinned.id, "before upgrade") is True
+    assert await ops.keep_generation(pinned.id, "again") is False
+    for i in range(1, 5):
+        put_row(state, "n", str(i))
+        (state / "rotating.txt").write_text(f"version {i}")
+        assert await writer.snapshot(f"s{i}") is not None
+    await writer.sweep()
+    assert [s.reason for s in await writer.list()] == ["s4", "s3", "s0"]
+    assert [(k.id, k.reason) for k in await ops.kept_generations()] == [
+        (pinned.id, "before upgrade")
+    ]
+    assert await ops.extract(pinned.id) > 0  # every blob of it is still stored and verifies
+    assert (ops.state_dir / "rotating.txt").read_text() == "version 0"
+
+    assert await ops.unkeep_generation(pinned.id) is True
+    assert await ops.unkeep_generation(pinned.id) is False
+    put_row(state, "n", "5")
+    assert await writer.snapshot("s5") is not None
+    await writer.sweep()
+    assert [s.reason for s in await writer.list()] == ["s5", "s4"]
+    assert await store.get(f"snapshots/manifests/{pinned.id}") is None
+    with pytest.raises(SnapshotError, match="missing from the store"):
+        await ops.keep_generation(pinned.id, "too late")
+    assert await store.list("snapshots/kept/") == []

@@ -27,11 +27,13 @@ from sandbox_runtime.snapshots import (
 )
 from sandbox_runtime.snapshots.crypto import Cipher
 from sandbox_runtime.snapshots.dirstore import DirStore
+from sandbox_runtime.snapshots.kept import retain
 from sandbox_runtime.snapshots.localfs import remove_tree
-from sandbox_runtime.snapshots.manifest import new_manifest_id, utc_now
+from sandbox_runtime.snapshots.manifest import Summary, new_manifest_id, utc_now
 from sandbox_runtime.snapshots.store import ObjectInfo, StoredObject
 from snapshot_helpers import (
     KEY,
+    check_kept_generation_survives_pruning,
     db_rows,
     kill_rounds,
     make_state,
@@ -215,6 +217,39 @@ async def test_pruning_keeps_head_and_drops_unreferenced_blobs(
     restored = tmp_path / "restored"
     await manager(store, restored).restore()
     assert (restored / "rotating.txt").read_text() == "version 3"
+
+
+async def test_a_kept_generation_survives_pruning_until_unkept(
+    store: DirStore, tmp_path: Path
+) -> None:
+    await check_kept_generation_survives_pruning(store, tmp_path)
+
+
+async def test_only_a_stored_generation_can_be_kept(store: DirStore, state: Path) -> None:
+    m = manager(store, state)
+    await m.restore()
+    with pytest.raises(SnapshotError, match="is not a snapshot id"):
+        await m.keep_generation("../HEAD", "x")
+    with pytest.raises(SnapshotError, match="missing from the store"):
+        await m.keep_generation(new_manifest_id(1, utc_now()), "x")
+    assert await store.list("snapshots/kept/") == []
+
+
+def test_the_chain_keeps_every_kept_generation_within_heads_limit() -> None:
+    def summary(generation: int) -> Summary:
+        ident = new_manifest_id(generation, utc_now())
+        return Summary(ident, generation, "2026-01-01T00:00:00+00:00", "r", 1, 1)
+
+    items = [summary(g) for g in range(10, 0, -1)]  # newest first
+    kept = frozenset({items[5].id, items[9].id})
+    chain, dropped = retain(items, 2, kept, limit=1000)
+    assert [c.generation for c in chain] == [10, 9, 5, 1]
+    assert [d.generation for d in dropped] == [8, 7, 6, 4, 3, 2]
+    # Past what HEAD may list, the oldest are cut; a kept one cut is not dropped (its marker
+    # keeps its manifest and blobs through the sweep).
+    chain, dropped = retain(items, 2, kept, limit=3)
+    assert [c.generation for c in chain] == [10, 9, 5]
+    assert [d.generation for d in dropped] == [8, 7, 6, 4, 3, 2]
 
 
 async def test_pruning_spares_young_blobs_of_a_concurrent_writer(

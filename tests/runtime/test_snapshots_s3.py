@@ -26,6 +26,7 @@ from sandbox_runtime.snapshots import HeadConflict, StoreUnavailable, open_store
 from sandbox_runtime.snapshots.s3store import S3Settings, S3Store
 from snapshot_helpers import (
     KEY,
+    check_kept_generation_survives_pruning,
     db_rows,
     kill_rounds,
     make_state,
@@ -99,6 +100,10 @@ async def test_round_trip_through_s3(store: S3Store, tmp_path: Path) -> None:
     assert result.snapshot == second
     assert db_rows(restored) == [("a", "1"), ("b", "2")]
     assert [s.id for s in await writer.list()] == [second.id, first.id]
+
+
+async def test_a_kept_generation_survives_pruning_on_s3(store: S3Store, tmp_path: Path) -> None:
+    await check_kept_generation_survives_pruning(store, tmp_path)
 
 
 async def test_two_writers_race_on_s3(store: S3Store, tmp_path: Path) -> None:

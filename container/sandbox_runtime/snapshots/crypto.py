@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import ConfigError, SnapshotError
 
-Role = Literal["blob", "manifest", "head"]
+Role = Literal["blob", "manifest", "head", "kept"]
 
 _MAGIC = b"MSN1"
 _NONCE_BYTES = 12

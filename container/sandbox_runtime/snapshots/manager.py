@@ -11,6 +11,9 @@ conflict and stops (it never overwrites); what it uploaded is unreferenced and p
 Nothing is deleted except generations that fall off the kept chain and blobs no kept
 generation uses, so an empty or damaged local state can never erase what the store holds.
 
+    snapshots/kept/<id>              a pinned generation (kept.py): it stays on the chain past
+                                     `keep` and the sweep spares it, until it is unkept
+
 Pruning and concurrent writers: a blob may be referenced by a manifest the pruner has not seen
 yet (another writer is between its uploads and its HEAD swap). The sweep therefore keeps every
 manifest, and every blob, younger than `prune_grace_s` (default one hour, far longer than any
@@ -21,9 +24,10 @@ within the sweep's few seconds); the deployment runs one writer, and restore's v
 would still refuse that generation and fall back rather than restore it wrong.
 
 Where each step lives: restore.py (verify into staging, swap in whole), write.py (scan, blobs,
-manifest, HEAD swap), prune.py (dropped generations and the sweep), watch.py (when to
-snapshot), view.py (the key layout and what this runtime last read or wrote of HEAD). This
-class holds them together and serialises restore and snapshot with one lock.
+manifest, HEAD swap), prune.py (dropped generations and the sweep), kept.py (pinned
+generations), watch.py (when to snapshot), view.py (the key layout and what this runtime last
+read or wrote of HEAD). This class holds them together and serialises restore and snapshot
+with one lock.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 from .crypto import Cipher
 from .errors import HeadConflict, SnapshotError
 from .info import Refused, RestoreResult, SnapshotInfo, SnapshotStatus
+from .kept import Kept, keep, list_kept, unkeep
 from .prune import Pruner
 from .restore import Restorer
 from .scan import DEFAULT_EXCLUDES, DEFAULT_VOLATILE_TABLES, Excludes
@@ -46,6 +51,7 @@ from .watch import Watcher
 from .write import Writer
 
 __all__ = [
+    "Kept",
     "Refused",
     "RestoreResult",
     "SnapshotInfo",
@@ -133,6 +139,18 @@ class SnapshotManager:
     async def sweep(self) -> int:
         """Delete stray manifests and unreferenced blobs past the grace period; returns count."""
         return await self._pruner.sweep()
+
+    async def keep_generation(self, ident: str, reason: str) -> bool:
+        """Pin a stored generation so pruning never removes it; False if it already was."""
+        return await keep(self._view, ident, reason)
+
+    async def unkeep_generation(self, ident: str) -> bool:
+        """Unpin; the generation is then pruned like any other. False if it was not kept."""
+        return await unkeep(self._view, ident)
+
+    async def kept_generations(self) -> list[Kept]:
+        """The pinned generations, newest first."""
+        return await list_kept(self._view)
 
     async def list(self) -> list[SnapshotInfo]:
         """The kept generations, newest first (one store read)."""

@@ -1,6 +1,8 @@
 """Prune: generations that fell off the kept chain, then (at most every `sweep_interval_s`) a
 sweep of stray manifests and unreferenced blobs older than the grace period (see manager.py for
-why the grace period and the HEAD check make this safe next to a concurrent writer)."""
+why the grace period and the HEAD check make this safe next to a concurrent writer). Kept
+generations (kept.py) never fall off the chain, and the sweep spares their manifests and blobs
+even when they are no longer on it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from .errors import SnapshotError, StoreUnavailable
-from .manifest import Summary, utc_now
+from .kept import kept_ids, retain
+from .manifest import MAX_CHAIN, Summary, utc_now
 from .view import BLOBS, HEAD_KEY, MANIFESTS, StoreView, blobs_of, manifest_key
 
 log = logging.getLogger(__name__)
@@ -23,6 +26,15 @@ class Pruner:
         self.sweep_interval_s = sweep_interval_s
         self._last_sweep = 0.0
 
+    async def retain(
+        self, candidates: Sequence[Summary], keep: int
+    ) -> tuple[tuple[Summary, ...], tuple[Summary, ...]]:
+        """The next chain and what falls off it; the kept markers are listed only when
+        something would fall off, so a chain that is not full costs no extra store call."""
+        if len(candidates) <= keep:
+            return tuple(candidates), ()
+        return retain(candidates, keep, await kept_ids(self.view), MAX_CHAIN)
+
     async def drop(self, dropped: Sequence[Summary]) -> None:
         """Delete the manifests of generations that just fell off the chain."""
         for item in dropped:
@@ -34,7 +46,7 @@ class Pruner:
     async def sweep(self) -> int:
         view = self.view
         now = utc_now()
-        kept = {item.id for item in view.chain}
+        kept = {item.id for item in view.chain} | await kept_ids(view)
         referenced: set[str] = set()
         deleted = 0
         for info in await view.store.list(MANIFESTS):

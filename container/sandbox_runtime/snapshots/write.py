@@ -129,7 +129,7 @@ class Writer:
         sealed = view.cipher.seal("manifest", manifest.id, encode_manifest(manifest))
         if not await view.store.put_if_absent(manifest_key(manifest.id), sealed):
             raise SnapshotError(f"manifest {manifest.id} already exists; retry the snapshot")
-        chain = (manifest.summary, *view.chain[: self.keep - 1])
+        chain, dropped = await self.pruner.retain((manifest.summary, *view.chain), self.keep)
         head = Head(manifest.id, generation, chain)
         sealed_head = view.cipher.seal("head", "HEAD", encode_head(head))
         try:
@@ -141,7 +141,6 @@ class Writer:
                 "runtime so it restores the newer state instead of overwriting it."
             )
             raise HeadConflict(view.fenced) from exc
-        dropped = view.chain[self.keep - 1 :]
         view.head_etag = etag
         view.chain = chain
         view.last = manifest
