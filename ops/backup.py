@@ -7,6 +7,9 @@ snapshot key, both taken from the stack outputs.
 `import <archive>` validates a self-hosted `openclaw backup create` archive with the runtime's
 own importer and stores its state as the newest generation, the same way.
 
+`keep <id>` pins a generation so the runtime's pruning never removes it (`unkeep <id>` lets it
+go again); `list` marks kept ones.
+
 `restore <id>` records the chosen generation's files as a new generation and moves HEAD to it
 with the store's conditional write. Newer generations stay in the chain, so a restore can itself
 be undone. A runtime that is running keeps its own state until it next boots (its next snapshot
@@ -120,19 +123,46 @@ def backup_list(outputs: StackOutputs, console: Console) -> list[SnapshotInfo]:
     async def work(manager: SnapshotManager, _scratch: Path) -> list[SnapshotInfo]:
         return await manager.list()
 
-    kept: list[SnapshotInfo] = _run(outputs, work)
+    async def both(manager: SnapshotManager, scratch: Path) -> tuple[list[SnapshotInfo], set[str]]:
+        listed = await work(manager, scratch)
+        return listed, {item.id for item in await manager.kept_generations()} if listed else set()
+
+    kept, pinned = _run(outputs, both)
     if not kept:
         console.print(f"{outputs.stack}: no snapshots yet")
         return kept
     console.print(f"{'id':<36} {'created (UTC)':<20} {'size':>10} {'files':>6}  reason")
     for index, info in enumerate(kept):
         created = info.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        head = "  (HEAD)" if index == 0 else ""
+        marks = ("  (HEAD)" if index == 0 else "") + ("  (kept)" if info.id in pinned else "")
         console.print(
             f"{info.id:<36} {created:<20} {human_size(info.size):>10} {info.files:>6}  "
-            f"{info.reason}{head}"
+            f"{info.reason}{marks}"
         )
     return kept
+
+
+def backup_keep(outputs: StackOutputs, ident: str, reason: str, console: Console) -> None:
+    async def work(manager: SnapshotManager, _scratch: Path) -> bool:
+        await _find(manager, ident, outputs.stack)
+        return await manager.keep_generation(ident, reason)
+
+    created: bool = _run(outputs, work)
+    already = "" if created else " (it already was)"
+    console.print(
+        f"{outputs.stack}: snapshot {ident} is kept{already}: pruning leaves it until "
+        f"`python -m ops backup unkeep {ident} --stack {outputs.stack}`"
+    )
+
+
+def backup_unkeep(outputs: StackOutputs, ident: str, console: Console) -> None:
+    async def work(manager: SnapshotManager, _scratch: Path) -> bool:
+        return await manager.unkeep_generation(ident)
+
+    if _run(outputs, work):
+        console.print(f"{outputs.stack}: snapshot {ident} is no longer kept; it is pruned as usual")
+    else:
+        console.print(f"{outputs.stack}: snapshot {ident} was not kept; nothing changed")
 
 
 def _safe_tar(tree: Path, target: Path) -> int:
@@ -242,6 +272,16 @@ def cmd_restore(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     return 0
 
 
+def cmd_keep(args: argparse.Namespace, deps: Deps, console: Console) -> int:
+    backup_keep(stack_outputs(args, deps, console), args.id, args.reason, console)
+    return 0
+
+
+def cmd_unkeep(args: argparse.Namespace, deps: Deps, console: Console) -> int:
+    backup_unkeep(stack_outputs(args, deps, console), args.id, console)
+    return 0
+
+
 def cmd_import(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     if not args.yes:
         raise OpsError(
@@ -287,6 +327,24 @@ def register(commands: Commands) -> None:
     add_stack_options(restore, outputs=True)
     restore.add_argument("--yes", action="store_true", help="really move HEAD")
     restore.set_defaults(handler=cmd_restore)
+    keep = actions.add_parser(
+        "keep",
+        help="pin a snapshot so pruning never removes it",
+        description="Mark a kept generation so the runtime's pruning keeps it (on the chain, "
+        "with its blobs) however many newer ones follow, until `backup unkeep`.",
+    )
+    keep.add_argument("id", help="snapshot id from `backup list`")
+    add_stack_options(keep, outputs=True)
+    keep.add_argument("--reason", default="kept by ops backup keep", help="shown by `list`")
+    keep.set_defaults(handler=cmd_keep)
+    unkeep = actions.add_parser(
+        "unkeep",
+        help="let a kept snapshot be pruned again",
+        description="Remove a generation's kept mark; it is then pruned like any other.",
+    )
+    unkeep.add_argument("id", help="snapshot id from `backup list`")
+    add_stack_options(unkeep, outputs=True)
+    unkeep.set_defaults(handler=cmd_unkeep)
     importer = actions.add_parser(
         "import",
         help="import a self-hosted `openclaw backup create` archive as the newest generation",

@@ -107,6 +107,27 @@ def test_list_shows_time_and_size_newest_first(
     no_secrets(run.text)
 
 
+def test_keep_marks_a_generation_until_unkeep(
+    cli: Cli, tmp_path: Path, moto_endpoint: str, seeded
+) -> None:
+    bucket, (older, newer), _ = seeded
+    args = ("--stack", "dev", "--outputs-file", str(outputs(tmp_path, moto_endpoint, bucket)))
+    run = cli("backup", "keep", older, *args, "--reason", "before the upgrade")
+    assert run.code == 0, run.text
+    assert f"snapshot {older} is kept: pruning leaves it until" in run.out
+    assert "(it already was)" in cli("backup", "keep", older, *args).out
+    lines = cli("backup", "list", *args).out.splitlines()
+    assert lines[1].startswith(newer) and lines[1].endswith("second  (HEAD)")
+    assert lines[2].startswith(older) and lines[2].endswith("first  (kept)")
+    refused = cli("backup", "keep", "not-an-id", *args)
+    assert refused.code != 0 and "is not one of the 2 kept generations" in refused.text
+    run = cli("backup", "unkeep", older, *args)
+    assert run.code == 0 and "is no longer kept" in run.out, run.text
+    assert "was not kept; nothing changed" in cli("backup", "unkeep", older, *args).out
+    assert "(kept)" not in cli("backup", "list", *args).out
+    no_secrets(run.text)
+
+
 def test_download_is_an_ordinary_safe_archive(
     cli: Cli, tmp_path: Path, moto_endpoint: str, seeded
 ) -> None:
