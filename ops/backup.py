@@ -41,7 +41,7 @@ from sandbox_runtime.snapshots import (
 from sandbox_runtime.snapshots.cli import import_archive
 
 from . import outputs as names
-from .context import Commands, Deps, add_stack_options, stack_outputs
+from .context import Commands, Deps, add_stack_options, run_async, stack_outputs
 from .errors import Console, OpsError
 from .outputs import StackOutputs
 
@@ -96,7 +96,7 @@ def _store_errors(stack: str) -> Iterator[None]:
 def _run(outputs: StackOutputs, work: Callable[[SnapshotManager, Path], Any]) -> Any:
     """Run one async operation against the store, turning store failures into OpsError."""
     with _manager(outputs) as (manager, scratch), _store_errors(outputs.stack):
-        return asyncio.run(work(manager, scratch))
+        return run_async(work(manager, scratch))
 
 
 async def _find(manager: SnapshotManager, ident: str, stack: str) -> SnapshotInfo:

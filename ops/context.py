@@ -4,11 +4,12 @@ the options every stack command shares."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, TypeAlias
+from typing import TYPE_CHECKING, Any, TextIO, TypeAlias, TypeVar
 
 import httpx
 
@@ -44,6 +45,19 @@ class Deps:
     http_transport: httpx.BaseTransport | None = None
     cloudflare: Callable[[str], cloudflare.Cloudflare] = _default_cloudflare
     github_transport: httpx.BaseTransport | None = None
+
+
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    # Not asyncio.run: it leaves the thread without a current loop, and the Pulumi SDK's
+    # Outputs (the settings loader makes some) need one afterwards.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
 
 
 def stack_outputs(args: argparse.Namespace, deps: Deps, console: Console) -> StackOutputs:

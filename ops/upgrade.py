@@ -14,6 +14,13 @@ reads it) is polled until the runtime reports phase `ready` with the expected
 `openclaw_version`; if that does not happen within `--wait`, `openclawVersion` goes back to the
 previous version, `pulumi up` runs again, and the command says why and exits 1.
 
+The pre-upgrade snapshot is kept (`ops backup keep`: pruning never removes it until `ops
+backup unkeep`). On a rollback, before the previous version is deployed again, the stack's
+newest generation is compared with it: when the SQLite schema of any database differs (what
+OpenClaw's start-up migrations change, and what the previous version may not read), the kept
+generation is restored through `ops backup restore`; otherwise what the new version wrote
+stays.
+
 `--check` lists the registry's versions newer than the stack's and runs the preflight on the
 newest (or on `--to`), changing nothing.
 """
@@ -28,21 +35,22 @@ import os
 import re
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import httpx
 
 from infra import settings as infra_settings
 
-from .context import Deps
+from .context import Deps, run_async
 from .errors import Console, OpsError
 from .init import NS, load_settings
 from .outputs import SERVICE_TOKEN_ID, SERVICE_TOKEN_SECRET
@@ -54,7 +62,6 @@ CACHE = ROOT / ".cache"
 VERSIONS_DIR = CACHE / "openclaw-versions"
 SNAPSHOT_NOW_PATH = "/api/admin/snapshots/now"
 NPM_TIMEOUT_S = 900.0
-T = TypeVar("T")
 
 
 # --- versions --------------------------------------------------------------------------------
@@ -166,16 +173,6 @@ def installed_openclaw(version: str, env: Mapping[str, str]) -> Path:
 
 
 # --- the preflight ---------------------------------------------------------------------------
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    # Not asyncio.run: it leaves the thread without a current loop, and the Pulumi SDK's
-    # Outputs (the settings loader makes some) need one afterwards.
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
 
 
 def stack_settings(cli: PulumiCli, stack: str) -> infra_settings.Settings:
@@ -353,6 +350,75 @@ def fetch_state(outputs: Any, into: Path, console: Console) -> str | None:
     return result.snapshot.id
 
 
+# --- the pre-upgrade generation: kept, and restored when a rollback finds its schema changed -
+
+
+def keep_snapshot(outputs: Any, ident: str, version: str, console: Console) -> None:
+    from . import backup
+
+    backup.backup_keep(outputs, ident, f"before the upgrade to openclaw {version}", console)
+
+
+def state_schema(tree: Path) -> dict[str, str]:
+    """Relative path -> schema (user_version and sqlite_master) of each SQLite database."""
+    from sandbox_runtime.snapshots.scan import SQLITE_HEADER
+
+    found: dict[str, str] = {}
+    for path in sorted(tree.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        with path.open("rb") as handle:
+            if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                continue
+        # immutable: a scratch copy with no -wal; nothing may be written next to it.
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            rows = db.execute(
+                "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master "
+                "ORDER BY type, name"
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            rows, version = [("unreadable", str(exc), "", "")], -1
+        finally:
+            db.close()
+        found[path.relative_to(tree).as_posix()] = json.dumps([version, rows])
+    return found
+
+
+def restore_if_migrated(outputs: Any, kept: str, console: Console) -> bool:
+    """Restore `kept` when the newest generation's SQLite schema differs from it; True if so."""
+    from . import backup
+
+    async def compare(manager: Any, _scratch: Path) -> tuple[str | None, list[str]]:
+        listed = await manager.list()
+        if not listed or listed[0].id == kept:
+            return None, []
+        await manager.extract(kept)
+        before = await asyncio.to_thread(state_schema, manager.state_dir)
+        await manager.extract(listed[0].id)
+        after = await asyncio.to_thread(state_schema, manager.state_dir)
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        return listed[0].id, changed
+
+    newest, changed = backup._run(outputs, compare)
+    if newest is None:
+        console.print(f"rollback: nothing was recorded since snapshot {kept}; state left as is")
+        return False
+    if not changed:
+        console.print(
+            f"rollback: the newest snapshot {newest} has the SQLite schema of {kept}; what the "
+            "new version wrote is kept"
+        )
+        return False
+    console.warn(
+        f"rollback: the new version changed the schema of {', '.join(changed)} (snapshot "
+        f"{newest}); restoring the pre-upgrade snapshot {kept}"
+    )
+    backup.backup_restore(outputs, kept, console)
+    return True
+
+
 def rehearse_boot(
     env: Mapping[str, str], openclaw: Path, state: Path | None, timeout_s: float
 ) -> str | None:
@@ -475,8 +541,13 @@ def deploy(
     poll_s: float,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    before_rollback: Callable[[], None] | None = None,
 ) -> bool:
-    """True when the stack runs `target`; False after rolling back to `previous`."""
+    """True when the stack runs `target`; False after rolling back to `previous`.
+
+    `before_rollback` runs before the previous version is deployed again (the state restore),
+    so the container that version starts restores the state it should run on.
+    """
     console.print(f"deploy: {VERSION_KEY} {previous} -> {target}, pulumi up")
     cli.config_set(stack, VERSION_KEY, target)
     cli.up(stack)
@@ -487,6 +558,8 @@ def deploy(
     console.warn(
         f"openclaw {target} was not ready within {wait_s:.0f}s ({seen}); rolling back to {previous}"
     )
+    if before_rollback is not None:
+        before_rollback()
     cli.config_set(stack, VERSION_KEY, previous)
     cli.up(stack)
     back, seen_back = wait_for_version(status, previous, wait_s, poll_s, sleep, clock)
@@ -605,6 +678,7 @@ def cmd_upgrade(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     # Before anything else: the generation the rehearsal boots on, and the one to go back to.
     ident = admin.snapshot_now(args.wait, args.poll_interval)
     console.print(f"snapshot {ident} of {stack} taken before the switch")
+    keep_snapshot(outputs, ident, args.to, console)
     with tempfile.TemporaryDirectory(prefix="molt-upgrade-state-") as scratch:
         state = Path(scratch) / "state"
         fetch_state(outputs, state, console)
@@ -616,6 +690,18 @@ def cmd_upgrade(args: argparse.Namespace, deps: Deps, console: Console) -> int:
             f"upgrade refused before deploy: openclaw@{args.to} does not accept what {stack} "
             "runs (OpenClaw's messages above); the stack was not changed."
         )
+
+    def restore_state() -> None:
+        try:
+            restore_if_migrated(outputs, ident, console)
+        except OpsError as exc:
+            # The version still goes back: a runtime that cannot read the state stops its boot
+            # (it never starts empty), and the kept snapshot is there to restore by hand.
+            console.warn(
+                f"rollback: the pre-upgrade state was not restored ({exc}); after the rollback "
+                f"run `python -m ops backup restore {ident} --stack {stack} --yes` and restart"
+            )
+
     ok = deploy(
         cli,
         stack,
@@ -625,6 +711,7 @@ def cmd_upgrade(args: argparse.Namespace, deps: Deps, console: Console) -> int:
         console,
         wait_s=args.wait,
         poll_s=args.poll_interval,
+        before_rollback=restore_state,
     )
     return 0 if ok else 1
 

@@ -13,6 +13,7 @@ import asyncio
 import io
 import json
 import os
+import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from fake_pulumi import install_fake_pulumi, read_calls
 from infra.settings import default_openclaw_version
 from ops import upgrade
 from ops.__main__ import main
-from ops.context import Deps
+from ops.context import Deps, run_async
 from ops.errors import Console, OpsError, Redactor
 from ops.pulumi_cli import ROOT, PulumiCli
 
@@ -123,6 +124,15 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path
 
     monkeypatch.setattr(upgrade, "fetch_state", fetch)
     monkeypatch.setattr(upgrade, "rehearse_boot", lambda env, oc, state, timeout: None)
+    # Keeping and restoring through the real store: test_a_rollback_restores_the_kept_...
+    monkeypatch.setattr(
+        upgrade, "keep_snapshot", lambda _o, ident, _v, console: console.print(f"kept {ident}")
+    )
+    monkeypatch.setattr(
+        upgrade,
+        "restore_if_migrated",
+        lambda _o, ident, console: console.print(f"compared with {ident}") or False,
+    )
 
     def install(version: str, _env: Any) -> Path:
         assert version in launchers, f"the test did not expect openclaw@{version} to be installed"
@@ -240,6 +250,9 @@ def test_a_new_version_that_fails_to_start_is_rolled_back(
     assert f"rolled back prod to openclaw {PINNED}: ready with openclaw {PINNED}" in printed
     assert worker.snapshots_before_up == [True]
     assert "snapshot gen-7 of prod taken before the switch" in printed
+    assert "kept gen-7" in printed
+    # The state is compared before the previous version is deployed again.
+    assert printed.index("compared with gen-7") < printed.index("rolled back prod")
     assert CLIENT_SECRET not in printed
 
 
@@ -388,3 +401,136 @@ def test_the_rehearsal_state_is_the_stacks_newest_generation(
     copy = tmp_path / "copy"
     assert upgrade.fetch_state(outputs, copy, console) == ident
     assert (copy / "workspace" / "MEMORY.md").read_text() == "the user likes tea\n"
+
+
+class MigratingWorker(FakeWorker):
+    """The Worker and runtime against a real store: the snapshot endpoint records the state, and
+    the broken new version first rewrites the state (a schema migration or plain new rows), as
+    OpenClaw does on start, before it fails."""
+
+    def __init__(self, stack: Stack, record: Callable[..., Any], migrate: bool) -> None:
+        super().__init__(stack, broken={NEW})
+        self.record = record
+        self.migrate = migrate
+        self.migrated = False
+        self.snapshot_id = ""
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/admin/snapshots/now":
+            info = self.record("requested")
+            self.snapshot_id = info.id
+            return httpx.Response(200, json={"id": info.id, "changed": False})
+        deployed = self.stack.deployed_versions()
+        if deployed and deployed[-1] == NEW and not self.migrated:
+            self.migrated = True
+            self.record("new version", self.change)
+        return super().handle(request)
+
+    def change(self, state: Path) -> None:
+        db = sqlite3.connect(state / "state.sqlite")
+        if self.migrate:
+            db.execute("ALTER TABLE kv ADD COLUMN migrated_at TEXT")
+            db.execute("PRAGMA user_version = 2")
+        db.execute("INSERT INTO kv (k, v) VALUES ('new', 'written by the new version')")
+        db.commit()
+        db.close()
+
+
+def old_version_state(state: Path) -> None:
+    state.mkdir(exist_ok=True)
+    db = sqlite3.connect(state / "state.sqlite")
+    db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)")
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO kv VALUES ('written by', 'the old version')")
+    db.commit()
+    db.close()
+
+
+def read_kv(state: Path) -> tuple[list[tuple[str, str]], int]:
+    db = sqlite3.connect(state / "state.sqlite")
+    try:
+        rows = db.execute("SELECT k, v FROM kv").fetchall()
+        return rows, db.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("migrate", [True, False], ids=["schema-changed", "rows-only"])
+def test_a_rollback_restores_the_kept_generation_when_the_schema_changed(
+    stack: Stack,
+    tmp_path: Path,
+    moto_endpoint: str,
+    make_bucket: Callable[[], str],
+    monkeypatch: pytest.MonkeyPatch,
+    migrate: bool,
+) -> None:
+    from test_ops_backup import manager
+    from test_ops_backup import outputs as outputs_file
+
+    bucket = make_bucket()
+    state = tmp_path / "runtime-state"
+
+    def record(reason: str, change: Callable[[Path], None] | None = None) -> Any:
+        """What the runtime does: restore HEAD, let the gateway change the state, snapshot."""
+
+        async def run() -> Any:
+            m = manager(moto_endpoint, bucket, state)
+            await m.restore()
+            if change is not None:
+                change(state)
+            # Nothing changed: the endpoint answers with the generation HEAD names.
+            return await m.snapshot(reason) or (await m.list())[0]
+
+        return run_async(run())
+
+    record("old version", old_version_state)
+    # The stack's outputs point at the test bucket, as `pulumi stack output` would.
+    files = json.loads(stack.state_file.read_text())
+    stored = json.loads(outputs_file(tmp_path, moto_endpoint, bucket).read_text())
+    files["stacks"]["prod"]["outputs"] = {**stored, **OUTPUTS}
+    stack.state_file.write_text(json.dumps(files))
+    monkeypatch.setattr(upgrade, "rehearse_boot", lambda env, oc, state, timeout: None)
+    monkeypatch.setattr(
+        upgrade, "installed_openclaw", lambda v, _env: stand_in_openclaw(tmp_path / "oc", v, None)
+    )
+    worker = MigratingWorker(stack, record, migrate)
+    code = cli_run(
+        stack,
+        "upgrade",
+        "--stack",
+        "prod",
+        "--to",
+        NEW,
+        "--wait",
+        "0.3",
+        "--poll-interval",
+        "0.05",
+        transport=httpx.MockTransport(worker.handle),
+    )
+    printed = stack.printed()
+    assert code == 1, printed
+    assert stack.deployed_versions() == [NEW, PINNED]
+    reader = manager(moto_endpoint, bucket, tmp_path / "reader")
+    listed = run_async(reader.list())
+    pre = next(s for s in listed if s.id == worker.snapshot_id)
+    assert pre.reason == "old version"
+    assert f"snapshot {pre.id} of prod taken before the switch" in printed
+    assert f"snapshot {pre.id} is kept" in printed
+    kept = run_async(manager(moto_endpoint, bucket, tmp_path / "r2").kept_generations())
+    assert [k.id for k in kept] == [pre.id]
+    # What the previous version's container restores on its boot: HEAD.
+    restored = tmp_path / "after-rollback"
+    run_async(manager(moto_endpoint, bucket, restored).restore())
+    rows, version = read_kv(restored)
+    if migrate:
+        assert "changed the schema of state.sqlite" in printed
+        assert f"restoring the pre-upgrade snapshot {pre.id}" in printed
+        assert listed[0].reason == f"restore of {pre.id}"
+        assert (rows, version) == ([("written by", "the old version")], 1)
+    else:
+        assert "what the new version wrote is kept" in printed
+        assert listed[0].reason == "new version"
+        assert version == 1 and ("new", "written by the new version") in rows
+    assert printed.index("rollback:") < printed.index("rolled back prod")
+    assert CLIENT_SECRET not in printed
