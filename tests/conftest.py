@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -23,3 +24,27 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def current_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Pulumi makes Outputs on the thread's current event loop (`pulumi.Config.require_secret`
+    does, outside a program too). pytest-asyncio leaves none set after an async test, so a sync
+    test that reads settings after one would fail by file order alone; give it a loop of its own.
+    Async tests get theirs from pytest-asyncio.
+    """
+    if request.node.get_closest_marker("asyncio") is not None:
+        yield
+        return
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            yield
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+        return
+    yield
