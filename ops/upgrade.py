@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -226,6 +226,10 @@ class Verdict:
     version: str
     reported_version: str | None
     issues: list[str]
+    # What the rehearsal boots with: the judged container settings (stand-in secrets) and the
+    # launcher that judged them.
+    container: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    openclaw: Path | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -291,11 +295,11 @@ def preflight(
     openclaw = installed_openclaw(version, env)
     container = container_env(s)
     verdict = validate_config(container, openclaw, version)
+    verdict = replace(verdict, container=container, openclaw=openclaw)
     if verdict.reported_version and verdict.reported_version != version:
-        verdict = Verdict(
-            version,
-            verdict.reported_version,
-            [f"the installed launcher reports {verdict.reported_version}, not {version}"],
+        verdict = replace(
+            verdict,
+            issues=[f"the installed launcher reports {verdict.reported_version}, not {version}"],
         )
     if not verdict.ok:
         console.print(f"preflight: openclaw@{version} refuses the config {stack} renders:")
@@ -305,12 +309,21 @@ def preflight(
     console.print(f"preflight: openclaw@{version} accepts the config {stack} renders")
     if rehearsal is None:
         return verdict
+    return rehearse(verdict, rehearsal, console)
+
+
+def rehearse(verdict: Verdict, rehearsal: Rehearsal, console: Console) -> Verdict:
+    """Boot what `verdict` accepted under the runtime on `rehearsal.state`."""
+    assert verdict.ok and verdict.openclaw is not None, "rehearse a config that was accepted"
+    version = verdict.version
     what = "a copy of the stack's state" if rehearsal.state else "an empty state"
     console.print(f"rehearsal: booting openclaw@{version} under the runtime on {what}")
-    failure = rehearse_boot(container, openclaw, rehearsal.state, rehearsal.timeout_s)
+    failure = rehearse_boot(
+        verdict.container, verdict.openclaw, rehearsal.state, rehearsal.timeout_s
+    )
     if failure is not None:
         console.print(f"rehearsal: openclaw@{version} did not start: {failure}")
-        return Verdict(version, verdict.reported_version, [failure])
+        return replace(verdict, issues=[failure])
     console.print(f"rehearsal: openclaw@{version} is ready on it")
     return verdict
 
@@ -649,6 +662,13 @@ def admin_api(
 # --- the command -----------------------------------------------------------------------------
 
 
+def refused(version: str, stack: str) -> str:
+    return (
+        f"upgrade refused before deploy: openclaw@{version} does not accept what {stack} "
+        "runs (OpenClaw's messages above); the stack was not changed."
+    )
+
+
 def cmd_upgrade(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     from .outputs import StackOutputs
 
@@ -673,23 +693,23 @@ def cmd_upgrade(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     if args.to == current:
         console.print(f"{stack} already deploys openclaw {current}; nothing to do.")
         return 0
+    # The config first: it needs nothing from the running stack, and a refusal leaves no trace.
+    verdict = preflight(cli, stack, args.to, deps.env, console)
+    if not verdict.ok:
+        raise OpsError(refused(args.to, stack))
     outputs = StackOutputs.from_pulumi(cli, stack, console.redact)
     admin = admin_api(outputs, deps.env, console, deps.http_transport)
-    # Before anything else: the generation the rehearsal boots on, and the one to go back to.
+    # The generation the rehearsal boots on, and the one to go back to.
     ident = admin.snapshot_now(args.wait, args.poll_interval)
     console.print(f"snapshot {ident} of {stack} taken before the switch")
-    keep_snapshot(outputs, ident, args.to, console)
     with tempfile.TemporaryDirectory(prefix="molt-upgrade-state-") as scratch:
         state = Path(scratch) / "state"
         fetch_state(outputs, state, console)
-        verdict = preflight(
-            cli, stack, args.to, deps.env, console, Rehearsal(state, args.rehearsal_timeout)
-        )
+        verdict = rehearse(verdict, Rehearsal(state, args.rehearsal_timeout), console)
     if not verdict.ok:
-        raise OpsError(
-            f"upgrade refused before deploy: openclaw@{args.to} does not accept what {stack} "
-            "runs (OpenClaw's messages above); the stack was not changed."
-        )
+        # Not kept: pruning treats it like any other generation.
+        raise OpsError(refused(args.to, stack))
+    keep_snapshot(outputs, ident, args.to, console)
 
     def restore_state() -> None:
         try:

@@ -1,10 +1,11 @@
-"""`ops upgrade`: the preflight with the real pinned OpenClaw and with stand-in versions, then
+"""`ops upgrade`: the preflight with real OpenClaw releases and with stand-in versions, then
 deploy, wait and roll back against a fake `pulumi` and a fake Worker admin status.
 
-A real OpenClaw release whose schema refuses this stack's config would cost one more ~650 MB
-install per run; the refusal path is driven by a stand-in launcher that answers
-`config validate --json` the way OpenClaw does (its issues are printed verbatim), and the real
-pinned OpenClaw validates the same rendered config in the first test.
+The real pinned OpenClaw accepts what the stack renders; a real older release whose schema
+cannot take it (`openclaw_releases.REFUSING`, installed by the production code path under
+.cache/openclaw-versions/, early by scripts/check.py) is refused with its own messages. The
+command-level paths after the preflight (rehearsal refusal, rollback, keep) use stand-in
+launchers that answer `config validate --json` the way OpenClaw does.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from fake_pulumi import install_fake_pulumi, read_calls
+from openclaw_releases import REFUSING
 
 from infra.settings import default_openclaw_version
 from ops import upgrade
@@ -33,6 +35,7 @@ from ops.pulumi_cli import ROOT, PulumiCli
 pytestmark = pytest.mark.timeout(120)
 
 PINNED = default_openclaw_version()
+VERSIONS = ROOT / ".cache" / "openclaw-versions"
 NEW = "2099.1.1"  # a stand-in "new release"
 CLIENT_ID = "client-id-" + "i" * 20
 CLIENT_SECRET = "client-secret-" + "s" * 40
@@ -184,6 +187,69 @@ def test_an_upgrade_the_config_cannot_satisfy_is_refused_before_deploy(
     # OpenClaw's own message, word for word.
     assert 'agents.defaults.model: Unrecognized key: "fallbacks"' in printed
     assert "upgrade refused before deploy" in printed and "the stack was not changed" in printed
+    assert worker.requests == []  # the config is judged before the stack is touched
+    calls = read_calls(stack.log)
+    assert not any(c["argv"][:2] == ["config", "set"] or c["argv"][0] == "up" for c in calls)
+
+
+@pytest.mark.timeout(900)  # run alone, the test installs the release (npm, ~470 MB)
+def test_a_real_release_whose_schema_refuses_the_config_is_refused_before_deploy(
+    stack: Stack,
+) -> None:
+    worker = FakeWorker(stack, broken=set())
+    code = cli_run(
+        stack,
+        "upgrade",
+        "--stack",
+        "prod",
+        "--to",
+        REFUSING,
+        transport=httpx.MockTransport(worker.handle),
+    )
+    printed = stack.printed()
+    assert code == 1, printed
+    # That release's own `config validate` words, for keys this project renders.
+    assert 'gateway: Unrecognized key: "publicOrigin"' in printed, printed
+    assert "models.providers.anthropic.models" in printed, printed
+    assert f"openclaw@{REFUSING} refuses the config prod renders" in printed
+    assert "upgrade refused before deploy" in printed and "the stack was not changed" in printed
+    # Refused on the config alone: no snapshot was asked for, nothing was set or deployed.
+    assert worker.requests == []
+    calls = read_calls(stack.log)
+    assert not any(c["argv"][:2] == ["config", "set"] or c["argv"][0] == "up" for c in calls)
+    # It really is that release, from the production install path.
+    launcher = VERSIONS / REFUSING / "node_modules" / ".bin" / "openclaw"
+    assert launcher.exists()
+
+
+def test_a_version_that_fails_the_rehearsal_is_refused_and_its_snapshot_not_kept(
+    stack: Stack, stand_ins: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stand_ins[NEW] = stand_in_openclaw(tmp_path / "openclaw-new", NEW, None)
+    booted: list[Path | None] = []
+
+    def crash(_env: Any, _openclaw: Path, state: Path | None, _timeout: float) -> str:
+        booted.append(state)
+        return "gateway exited with code 1: database schema 42 is newer than this build"
+
+    monkeypatch.setattr(upgrade, "rehearse_boot", crash)
+    worker = FakeWorker(stack, broken=set())
+    code = cli_run(
+        stack,
+        "upgrade",
+        "--stack",
+        "prod",
+        "--to",
+        NEW,
+        transport=httpx.MockTransport(worker.handle),
+    )
+    printed = stack.printed()
+    assert code == 1, printed
+    assert "database schema 42 is newer than this build" in printed
+    assert "upgrade refused before deploy" in printed
+    # The rehearsal booted on the snapshot taken for it, which is not kept after a refusal.
+    assert worker.snapshots_before_up == [True] and booted and booted[0] is not None
+    assert "kept gen-7" not in printed
     calls = read_calls(stack.log)
     assert not any(c["argv"][:2] == ["config", "set"] or c["argv"][0] == "up" for c in calls)
 
