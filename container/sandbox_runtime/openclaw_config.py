@@ -23,6 +23,21 @@ from .skills import skills_root
 AIG_HEADER_VAR = "MOLT_AIG_AUTHORIZATION"
 BROWSER_PROFILE = "cloudflare"
 
+# OpenClaw limits failed gateway sign-ins whether or not this is set (its defaults: 10 in a
+# minute, then 5 minutes locked out); written out so the choice is ours and visible to its audit
+# (`gateway.auth_no_rate_limit`). The Worker strips client-address headers (OpenClaw refuses them
+# from a peer outside trustedProxies, and the platform's proxy address is not ours to pin), so
+# every browser shares the proxy's bucket: a lockout locks out everyone. The gateway token is 192
+# random bits, which no rate of guessing reaches, so the lockout is kept short: it bounds how
+# long a stranger can keep the owner out, not how fast the token can be guessed. Loopback stays
+# exempt for the runtime's own CLI calls. docs/architecture.md "Sign-in rate limit".
+AUTH_RATE_LIMIT = {
+    "maxAttempts": 10,
+    "windowMs": 60_000,
+    "lockoutMs": 60_000,
+    "exemptLoopback": True,
+}
+
 
 def env_ref(name: str) -> dict[str, str]:
     return {"source": "env", "provider": "default", "id": name}
@@ -33,7 +48,11 @@ def render(settings: Settings) -> dict[str, Any]:
         "mode": "local",
         "port": settings.gateway_port,
         "bind": settings.bind,
-        "auth": {"mode": "token", "token": env_ref("OPENCLAW_GATEWAY_TOKEN")},
+        "auth": {
+            "mode": "token",
+            "token": env_ref("OPENCLAW_GATEWAY_TOKEN"),
+            "rateLimit": dict(AUTH_RATE_LIMIT),
+        },
         # Every browser reaches the gateway through the Worker, from loopback (local run) or the
         # container proxy, so "local" never means "the owner at the console": OpenClaw's silent
         # local pairing would approve any holder of the gateway token without the admin.

@@ -17,6 +17,7 @@ import logging
 import signal
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
@@ -48,6 +49,16 @@ def runtime_version() -> str:
         return version("sandbox-runtime")
     except PackageNotFoundError:
         return "unknown"
+
+
+def private_state_dir(state_dir: Path) -> None:
+    """Owner-only: the state holds device tokens, transcripts and memories (OpenClaw's audit
+    reports a readable state dir as `fs.state_dir.perms_readable`)."""
+    try:
+        state_dir.chmod(0o700)
+    except OSError as exc:
+        # A mount the runtime does not own: the boot goes on, the audit will name it.
+        log.warning("could not make %s owner-only: %s", state_dir, exc)
 
 
 class Supervisor:
@@ -118,6 +129,7 @@ class Supervisor:
         except SnapshotError as exc:
             log.error("boot stopped: the state could not be restored: %s", exc)
             return EXIT_RESTORE
+        private_state_dir(s.state_dir)
         if restored.snapshot is None:
             log.info("the store holds no snapshot yet: first boot, local state kept")
         else:

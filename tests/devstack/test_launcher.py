@@ -125,6 +125,10 @@ def test_a_key_picks_that_providers_default_model(tmp_path: Path) -> None:
     assert env["MODEL_PRIMARY"] == "anthropic/claude-sonnet-4-5"
     env = _stack(tmp_path, {}).runtime_env()
     assert "MODEL_PRIMARY" not in env
+    # Without a key the summary says chat needs one, and how to give it.
+    text = summary(_stack(tmp_path, {}), False)
+    assert "chat needs a model provider key" in text
+    assert "ANTHROPIC_API_KEY" in text and "OPENAI_API_KEY" in text
     text = summary(_stack(tmp_path, {"ANTHROPIC_API_KEY": "sk-ant-123456789"}), False)
     assert "anthropic/claude-sonnet-4-5" in text and "sk-ant-123456789" not in text
 

@@ -198,6 +198,11 @@ def test_pairing_through_the_admin_ui(
     admin.page.set_default_timeout(SLOW_MS)
     try:
         admin.sign_in()  # LOCAL_ADMIN_TOKEN in place of Access; the status comes from the container
+        # No model key in this stack: the admin page names the setting that takes one.
+        model_row = admin.page.locator("#status-model")
+        expect(model_row).to_contain_text("no provider key")
+        expect(model_row).to_contain_text("pulumi config set --secret anthropicApiKey")
+        expect(model_row).to_contain_text("ANTHROPIC_API_KEY")
         device.open_with_token()
         request_id = device.wait_pairing_required()
         admin.wait_pending(request_id)
@@ -207,6 +212,7 @@ def test_pairing_through_the_admin_ui(
         # takes long (a loaded box), OpenClaw's page may have moved on to its connection settings.
         device.reload()
         device.wait_connected()
+        expect(device.page.get_by_text("No models available").first).to_be_visible()
         device.screenshot(artifacts / "21-production-control-ui-connected.png")
     finally:
         admin.close()
@@ -218,6 +224,7 @@ def test_chat_through_the_containers_websocket(
 ) -> None:
     text = f"hello from the production path {time.monotonic_ns()}"
     device.send(text)
+    # With no key at all, OpenClaw's own words: the turn ends without a reply.
     device.wait_in_chat(NO_KEY_ANSWER)
     device.screenshot(artifacts / "22-production-chat.png")
     shared["message"] = text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from sandbox_runtime.security_audit import (
     redact_tokens,
 )
 from sandbox_runtime.settings import load_settings
+from sandbox_runtime.supervisor import private_state_dir
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -265,6 +267,32 @@ async def test_a_hanging_audit_is_killed_at_its_timeout(tmp_path: Path) -> None:
     pid = int(pidfile.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+# ------------------------------------------------------------------- the real OpenClaw
+
+
+@pytest.mark.openclaw
+@pytest.mark.timeout(180)
+async def test_the_deployed_shape_draws_no_rate_limit_or_state_dir_finding(tmp_path: Path) -> None:
+    """The config the image renders (bind lan, the Worker's origin), judged by the real audit."""
+    env = base_env(tmp_path)
+    env.update({"MOLT_BIND": "lan", "MOLT_PUBLIC_ORIGIN": "https://moltworker-prod.example.dev"})
+    settings = load_settings(env)
+    for path in (settings.state_dir, settings.runtime_dir, tmp_path / "home"):
+        path.mkdir(parents=True, exist_ok=True)
+    settings.state_dir.chmod(0o755)  # what a plain mkdir leaves; the boot makes it owner-only
+    private_state_dir(settings.state_dir)
+    write_config(settings, render(settings))
+    audit = SecurityAudit(OpenClawCli(settings), Redactor(secret_values(env)), settings.config_path)
+    await audit.run_once()
+    status = audit.status()
+    assert status["state"] == "done", status
+    severities = {f["id"]: f["severity"] for f in status["findings"]}
+    assert "gateway.auth_no_rate_limit" not in severities, severities
+    assert "fs.state_dir.perms_readable" not in severities, severities
+    assert status["counts"]["critical"] == 0 and status["counts"]["warn"] == 0, severities
+    assert stat.S_IMODE(settings.state_dir.stat().st_mode) == 0o700
 
 
 # ------------------------------------------------------------------- the real gateway
