@@ -15,11 +15,9 @@ reads it) is polled until the runtime reports phase `ready` with the expected
 previous version, `pulumi up` runs again, and the command says why and exits 1.
 
 The pre-upgrade snapshot is kept (`ops backup keep`: pruning never removes it until `ops
-backup unkeep`). On a rollback, before the previous version is deployed again, the stack's
-newest generation is compared with it: when the SQLite schema of any database differs (what
-OpenClaw's start-up migrations change, and what the previous version may not read), the kept
-generation is restored through `ops backup restore`; otherwise what the new version wrote
-stays.
+backup unkeep`) once the rehearsal has passed. On a rollback, before the previous version is
+deployed again, it becomes the newest generation again, and whatever the new version recorded
+is kept beside it (what changed is printed: SQLite schemas by name, other files counted).
 
 `--check` lists the registry's versions newer than the stack's and runs the preflight on the
 newest (or on `--to`), changing nothing.
@@ -30,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import re
@@ -363,7 +362,7 @@ def fetch_state(outputs: Any, into: Path, console: Console) -> str | None:
     return result.snapshot.id
 
 
-# --- the pre-upgrade generation: kept, and restored when a rollback finds its schema changed -
+# --- the pre-upgrade generation: kept, and the newest again on a rollback -------------------
 
 
 def keep_snapshot(outputs: Any, ident: str, version: str, console: Console) -> None:
@@ -399,37 +398,81 @@ def state_schema(tree: Path) -> dict[str, str]:
     return found
 
 
-def restore_if_migrated(outputs: Any, kept: str, console: Console) -> bool:
-    """Restore `kept` when the newest generation's SQLite schema differs from it; True if so."""
+def state_changes(before: Path, after: Path) -> list[str]:
+    """What differs between two state trees, for the rollback's message."""
+
+    def files(tree: Path) -> dict[str, Path]:
+        return {
+            p.relative_to(tree).as_posix(): p
+            for p in tree.rglob("*")
+            if p.is_file() and not p.is_symlink()
+        }
+
+    def digest(path: Path) -> str:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+
+    old, new = files(before), files(after)
+    old_schema, new_schema = state_schema(before), state_schema(after)
+    schemas = sorted(
+        k for k in old_schema.keys() & new_schema.keys() if old_schema[k] != new_schema[k]
+    )
+    changed = [
+        k for k in old.keys() & new.keys() if k not in schemas and digest(old[k]) != digest(new[k])
+    ]
+    found = [f"the schema of {k}" for k in schemas]
+    for count, what in (
+        (len(changed), "changed"),
+        (len(new.keys() - old.keys()), "added"),
+        (len(old.keys() - new.keys()), "removed"),
+    ):
+        if count:
+            found.append(f"{count} file{'s' if count != 1 else ''} {what}")
+    return found
+
+
+def restore_for_rollback(outputs: Any, kept: str, version: str, console: Console) -> None:
+    """Make the pre-upgrade generation the newest again, keeping what the new version wrote.
+
+    A rollback only follows a version that never reported ready, so what it wrote is its own
+    start-up work: SQLite migrations, and format changes to JSON or Markdown files that no
+    check of ours could tell from ordinary content. The previous version boots on the state it
+    wrote; the new version's generation is kept (never pruned) so nothing is lost. HEAD moves
+    even when nothing was recorded since the snapshot: the failing container runs until the
+    deploy replaces it and would write its migrated state at SIGTERM; now it meets 412.
+    """
     from . import backup
 
-    async def compare(manager: Any, _scratch: Path) -> tuple[str | None, list[str]]:
+    async def work(manager: Any, scratch: Path) -> tuple[str | None, list[str], Any]:
         listed = await manager.list()
-        if not listed or listed[0].id == kept:
-            return None, []
+        newest = listed[0].id if listed else None
+        changes: list[str] = []
+        if newest is not None and newest != kept:
+            await manager.extract(kept)
+            before = scratch / "before"
+            await asyncio.to_thread(shutil.copytree, manager.state_dir, before, symlinks=True)
+            await manager.extract(newest)
+            changes = await asyncio.to_thread(state_changes, before, manager.state_dir)
+            await manager.keep_generation(
+                newest, f"written by openclaw {version} before its rollback"
+            )
         await manager.extract(kept)
-        before = await asyncio.to_thread(state_schema, manager.state_dir)
-        await manager.extract(listed[0].id)
-        after = await asyncio.to_thread(state_schema, manager.state_dir)
-        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-        return listed[0].id, changed
+        info = await manager.import_tree(manager.state_dir, f"rollback to {kept}", force=True)
+        return newest, changes, info
 
-    newest, changed = backup._run(outputs, compare)
-    if newest is None:
-        console.print(f"rollback: nothing was recorded since snapshot {kept}; state left as is")
-        return False
-    if not changed:
-        console.print(
-            f"rollback: the newest snapshot {newest} has the SQLite schema of {kept}; what the "
-            "new version wrote is kept"
+    newest, changes, info = backup._run(outputs, work)
+    if newest is None or newest == kept:
+        console.print(f"rollback: nothing was recorded since snapshot {kept}")
+    else:
+        what = ", ".join(changes) if changes else "no file content"
+        console.warn(
+            f"rollback: openclaw {version} changed the state ({what}) in snapshot {newest}, "
+            f"which is kept: `python -m ops backup list --stack {outputs.stack}`"
         )
-        return False
-    console.warn(
-        f"rollback: the new version changed the schema of {', '.join(changed)} (snapshot "
-        f"{newest}); restoring the pre-upgrade snapshot {kept}"
+    console.print(
+        f"rollback: the pre-upgrade snapshot {kept} is the newest again (as {info.id}); the "
+        "previous version boots on the state it wrote"
     )
-    backup.backup_restore(outputs, kept, console)
-    return True
 
 
 def rehearse_boot(
@@ -713,7 +756,7 @@ def cmd_upgrade(args: argparse.Namespace, deps: Deps, console: Console) -> int:
 
     def restore_state() -> None:
         try:
-            restore_if_migrated(outputs, ident, console)
+            restore_for_rollback(outputs, ident, args.to, console)
         except OpsError as exc:
             # The version still goes back: a runtime that cannot read the state stops its boot
             # (it never starts empty), and the kept snapshot is there to restore by hand.

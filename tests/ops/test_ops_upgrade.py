@@ -133,8 +133,8 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path
     )
     monkeypatch.setattr(
         upgrade,
-        "restore_if_migrated",
-        lambda _o, ident, console: console.print(f"compared with {ident}") or False,
+        "restore_for_rollback",
+        lambda _o, ident, _version, console: console.print(f"back to {ident}"),
     )
 
     def install(version: str, _env: Any) -> Path:
@@ -318,7 +318,7 @@ def test_a_new_version_that_fails_to_start_is_rolled_back(
     assert "snapshot gen-7 of prod taken before the switch" in printed
     assert "kept gen-7" in printed
     # The state is compared before the previous version is deployed again.
-    assert printed.index("compared with gen-7") < printed.index("rolled back prod")
+    assert printed.index("back to gen-7") < printed.index("rolled back prod")
     assert CLIENT_SECRET not in printed
 
 
@@ -523,7 +523,7 @@ def read_kv(state: Path) -> tuple[list[tuple[str, str]], int]:
 
 @pytest.mark.s3
 @pytest.mark.parametrize("migrate", [True, False], ids=["schema-changed", "rows-only"])
-def test_a_rollback_restores_the_kept_generation_when_the_schema_changed(
+def test_a_rollback_makes_the_pre_upgrade_generation_the_newest_and_keeps_the_new_one(
     stack: Stack,
     tmp_path: Path,
     moto_endpoint: str,
@@ -531,11 +531,14 @@ def test_a_rollback_restores_the_kept_generation_when_the_schema_changed(
     monkeypatch: pytest.MonkeyPatch,
     migrate: bool,
 ) -> None:
+    from sandbox_runtime.snapshots import HeadConflict
     from test_ops_backup import manager
     from test_ops_backup import outputs as outputs_file
 
     bucket = make_bucket()
     state = tmp_path / "runtime-state"
+    # The failing container's runtime: it restored HEAD at its boot and snapshots later.
+    failing = manager(moto_endpoint, bucket, tmp_path / "failing-container")
 
     def record(reason: str, change: Callable[[Path], None] | None = None) -> Any:
         """What the runtime does: restore HEAD, let the gateway change the state, snapshot."""
@@ -546,7 +549,10 @@ def test_a_rollback_restores_the_kept_generation_when_the_schema_changed(
             if change is not None:
                 change(state)
             # Nothing changed: the endpoint answers with the generation HEAD names.
-            return await m.snapshot(reason) or (await m.list())[0]
+            info = await m.snapshot(reason) or (await m.list())[0]
+            if change is not None:
+                await failing.restore()  # the same container, as it now stands
+            return info
 
         return run_async(run())
 
@@ -580,23 +586,70 @@ def test_a_rollback_restores_the_kept_generation_when_the_schema_changed(
     reader = manager(moto_endpoint, bucket, tmp_path / "reader")
     listed = run_async(reader.list())
     pre = next(s for s in listed if s.id == worker.snapshot_id)
+    written = next(s for s in listed if s.reason == "new version")
     assert pre.reason == "old version"
     assert f"snapshot {pre.id} of prod taken before the switch" in printed
     assert f"snapshot {pre.id} is kept" in printed
+    # Both the pre-upgrade generation and what the new version wrote are kept.
     kept = run_async(manager(moto_endpoint, bucket, tmp_path / "r2").kept_generations())
-    assert [k.id for k in kept] == [pre.id]
-    # What the previous version's container restores on its boot: HEAD.
+    assert {k.id for k in kept} == {pre.id, written.id}
+    assert listed[0].reason == f"rollback to {pre.id}"
+    assert (
+        "changed the state (" in printed and f"in snapshot {written.id}, which is kept" in printed
+    )
+    if migrate:
+        assert "the schema of state.sqlite" in printed
+    else:
+        assert "the schema of" not in printed and "1 file changed" in printed
+    # What the previous version's container restores on its boot: HEAD, the old state.
     restored = tmp_path / "after-rollback"
     run_async(manager(moto_endpoint, bucket, restored).restore())
-    rows, version = read_kv(restored)
-    if migrate:
-        assert "changed the schema of state.sqlite" in printed
-        assert f"restoring the pre-upgrade snapshot {pre.id}" in printed
-        assert listed[0].reason == f"restore of {pre.id}"
-        assert (rows, version) == ([("written by", "the old version")], 1)
-    else:
-        assert "what the new version wrote is kept" in printed
-        assert listed[0].reason == "new version"
-        assert version == 1 and ("new", "written by the new version") in rows
+    assert read_kv(restored) == ([("written by", "the old version")], 1)
+    # The failing container's final snapshot cannot overwrite it.
+    (failing.state_dir / "late.md").write_text("written at SIGTERM\n")
+    with pytest.raises(HeadConflict):
+        run_async(failing.snapshot("final"))
     assert printed.index("rollback:") < printed.index("rolled back prod")
     assert CLIENT_SECRET not in printed
+
+
+@pytest.mark.s3
+def test_a_rollback_with_nothing_recorded_still_fences_the_failing_container(
+    stack: Stack,
+    tmp_path: Path,
+    moto_endpoint: str,
+    make_bucket: Callable[[], str],
+) -> None:
+    from sandbox_runtime.snapshots import HeadConflict
+    from test_ops_backup import manager
+    from test_ops_backup import outputs as outputs_file
+
+    from ops.outputs import StackOutputs
+
+    bucket = make_bucket()
+    runtime = manager(moto_endpoint, bucket, tmp_path / "runtime-state")
+
+    async def before() -> str:
+        await runtime.restore()
+        old_version_state(runtime.state_dir)
+        info = await runtime.snapshot("old version")
+        assert info is not None
+        return info.id
+
+    ident = run_async(before())
+    # The new version's container booted on that generation and has not snapshotted yet.
+    failing = manager(moto_endpoint, bucket, tmp_path / "failing-container")
+    run_async(failing.restore())
+    out = io.StringIO()
+    console = Console(Redactor(), out, out)
+    outputs = StackOutputs.from_file(
+        outputs_file(tmp_path, moto_endpoint, bucket), "prod", console.redact
+    )
+    upgrade.restore_for_rollback(outputs, ident, NEW, console)
+    printed = out.getvalue()
+    assert f"nothing was recorded since snapshot {ident}" in printed
+    listed = run_async(manager(moto_endpoint, bucket, tmp_path / "reader").list())
+    assert listed[0].reason == f"rollback to {ident}" and listed[1].id == ident
+    (failing.state_dir / "state.sqlite").write_bytes(b"migrated at SIGTERM")
+    with pytest.raises(HeadConflict):
+        run_async(failing.snapshot("final"))

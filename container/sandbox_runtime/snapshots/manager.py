@@ -131,10 +131,13 @@ class SnapshotManager:
             self._last_error = None
             return info
 
-    async def import_tree(self, tree: Path, reason: str) -> SnapshotInfo | None:
-        """Record `tree` (for example an unpacked backup archive) as the newest generation."""
+    async def import_tree(
+        self, tree: Path, reason: str, *, force: bool = False
+    ) -> SnapshotInfo | None:
+        """Record `tree` (for example an unpacked backup archive) as the newest generation;
+        `force` records it even when it equals the newest (HEAD moves: a stale writer is fenced)."""
         async with self._lock:
-            return await self._writer.import_tree(tree, reason)
+            return await self._writer.import_tree(tree, reason, force=force)
 
     async def sweep(self) -> int:
         """Delete stray manifests and unreferenced blobs past the grace period; returns count."""

@@ -46,8 +46,14 @@ class Writer:
         # so it must not compete with them for the default executor's threads.
         self._scan_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="molt-snapshot")
 
-    async def import_tree(self, tree: Path, reason: str) -> SnapshotInfo | None:
-        """Record `tree` on top of whatever HEAD names now (no restore of it needed)."""
+    async def import_tree(
+        self, tree: Path, reason: str, *, force: bool = False
+    ) -> SnapshotInfo | None:
+        """Record `tree` on top of whatever HEAD names now (no restore of it needed).
+
+        `force` records it even when it equals the newest generation: HEAD then moves, so a
+        writer that read HEAD before (a container about to be replaced) meets 412 and stops.
+        """
         view = self.view
         head_obj = await view.store.get(HEAD_KEY)
         if head_obj is None:
@@ -62,10 +68,10 @@ class Writer:
                 ) from exc
             manifest = await view.fetch_manifest(head.manifest)
             view.adopt(head_obj.etag, manifest, head.chain)
-        return await self.commit(tree, reason, allow_empty=True)
+        return await self.commit(tree, reason, allow_empty=True, force=force)
 
     async def commit(
-        self, root: Path, reason: str, *, allow_empty: bool = False
+        self, root: Path, reason: str, *, allow_empty: bool = False, force: bool = False
     ) -> SnapshotInfo | None:
         """Record `root` as the next generation; None when it equals the newest one."""
         view = self.view
@@ -104,7 +110,7 @@ class Writer:
         except OSError as exc:
             raise SnapshotError(f"reading {root} failed: {exc}") from exc
         files = stats.files
-        if last is not None and tuple(entries) == last.entries:
+        if last is not None and tuple(entries) == last.entries and not force:
             view.digests = stats.digests
             return None
         if last is None and not entries:
