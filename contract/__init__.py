@@ -99,6 +99,13 @@ def is_exact_version(version: str) -> bool:
     return bool(EXACT_VERSION.match(version))
 
 
+# A deployed stack moves to another OpenClaw version only through `ops upgrade` (config judged
+# by that version, a boot on a copy of the state, a kept snapshot, rollback on failure), which
+# runs its `pulumi up` with this variable naming the version it rehearsed. The Worker deploy
+# refuses a version change without it; set it by hand to deploy a version untested.
+OPENCLAW_REHEARSED_VAR = "MOLT_OPENCLAW_REHEARSED"
+
+
 # --- models ----------------------------------------------------------------------------------
 
 # provider/model. The model id may carry '/', '@' and ':' (OpenRouter's

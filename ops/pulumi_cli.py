@@ -60,7 +60,9 @@ class Pulumi(Protocol):
 
     def stack_names(self) -> list[str]: ...
 
-    def up(self, stack: str) -> None: ...
+    def up(self, stack: str, env: Mapping[str, str] | None = None) -> None:
+        """`pulumi up`; `env` is added to the environment of that one run."""
+        ...
 
     def destroy_and_remove(self, stack: str) -> None: ...
 
@@ -117,13 +119,13 @@ class PulumiCli:
             raise OpsError(_failure(args, result.stderr or result.stdout))
         return result.stdout
 
-    def _stream(self, args: list[str]) -> None:
+    def _stream(self, args: list[str], env: Mapping[str, str] | None = None) -> None:
         cmd = [self.binary, *args, "--non-interactive"]
         try:
             proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
                 cmd,
                 cwd=self.cwd,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -218,8 +220,8 @@ class PulumiCli:
                 names.append(short_stack_name(row["name"]))
         return names
 
-    def up(self, stack: str) -> None:
-        self._stream(["up", "--yes", "--skip-preview", "--stack", stack])
+    def up(self, stack: str, env: Mapping[str, str] | None = None) -> None:
+        self._stream(["up", "--yes", "--skip-preview", "--stack", stack], env)
 
     def destroy_and_remove(self, stack: str) -> None:
         self._stream(["destroy", "--yes", "--remove", "--stack", stack])

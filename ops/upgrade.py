@@ -47,6 +47,7 @@ from typing import Any, cast
 
 import httpx
 
+from contract import OPENCLAW_REHEARSED_VAR
 from infra import settings as infra_settings
 
 from .context import Deps, run_async
@@ -606,7 +607,7 @@ def deploy(
     """
     console.print(f"deploy: {VERSION_KEY} {previous} -> {target}, pulumi up")
     cli.config_set(stack, VERSION_KEY, target)
-    cli.up(stack)
+    cli.up(stack, {OPENCLAW_REHEARSED_VAR: target})
     ok, seen = wait_for_version(status, target, wait_s, poll_s, sleep, clock)
     if ok:
         console.print(f"upgraded {stack}: {seen}")
@@ -617,7 +618,8 @@ def deploy(
     if before_rollback is not None:
         before_rollback()
     cli.config_set(stack, VERSION_KEY, previous)
-    cli.up(stack)
+    # The version it ran before the attempt, on the state that version wrote.
+    cli.up(stack, {OPENCLAW_REHEARSED_VAR: previous})
     back, seen_back = wait_for_version(status, previous, wait_s, poll_s, sleep, clock)
     if back:
         console.warn(f"rolled back {stack} to openclaw {previous}: {seen_back}")

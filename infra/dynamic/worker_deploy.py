@@ -38,7 +38,7 @@ from pulumi.dynamic import (
 )
 from pulumi.runtime import rpc
 
-from contract import INSTANCE_TYPES
+from contract import INSTANCE_TYPES, OPENCLAW_REHEARSED_VAR
 from infra.dynamic import cf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,6 +187,38 @@ class WranglerRun:
     def deploy_entry(self) -> dict[str, Any]:
         found = [e for e in self.entries if e.get("type") == "deploy"]
         return found[-1] if found else {}
+
+
+class UnrehearsedUpgrade(Exception):
+    """An OpenClaw version change that did not come through `ops upgrade`."""
+
+
+def openclaw_version_of(props: Mapping[str, Any]) -> str | None:
+    version = (props.get("image_vars") or {}).get("OPENCLAW_VERSION")
+    return version if isinstance(version, str) else None
+
+
+def refuse_unrehearsed_upgrade(
+    olds: Mapping[str, Any], news: Mapping[str, Any], env: Mapping[str, str]
+) -> None:
+    """Stop an update that changes the deployed OpenClaw version without a rehearsal.
+
+    In `update`, not `check`: a preview (a pull request's diff) still shows the change; only
+    the deploy stops, before anything is sent.
+    """
+    before, after = openclaw_version_of(olds), openclaw_version_of(news)
+    if before is None or after is None or before == after:
+        return
+    if env.get(OPENCLAW_REHEARSED_VAR) == after:
+        return
+    stack = news.get("stack") or "<stack>"
+    raise UnrehearsedUpgrade(
+        f"openclawVersion {before} -> {after} was not rehearsed on this stack; nothing was "
+        f"deployed. Run `python -m ops upgrade --stack {stack} --to {after}`: it judges the "
+        f"config with {after}, boots it on a copy of the state, keeps a snapshot and rolls "
+        f"back by itself if {after} does not come up. To deploy it untested anyway, run this "
+        f"`pulumi up` with {OPENCLAW_REHEARSED_VAR}={after}."
+    )
 
 
 class WranglerError(cf.CloudflareApiError):
@@ -470,6 +502,7 @@ class WorkerDeployProvider(ResourceProvider):
         return CreateResult(f"{props['account_id']}/{props['script_name']}", outs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        refuse_unrehearsed_upgrade(olds, news, os.environ)
         if not any(olds.get(k) != news.get(k) for k in DEPLOY_KEYS):
             # Only the API token changed: remember it, send nothing.
             outs = {k: v for k, v in news.items() if k != "secrets"}

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
+import contract
 from infra.dynamic import worker_deploy as wd
 from tests.infra.cf_api import CloudflareApi
 from tests.infra.harness import run_program_full, unwrap
@@ -103,6 +104,39 @@ def test_check_refuses_bad_inputs_and_names_the_wrangler_pin() -> None:
     assert wd.WorkerDeployProvider().check({}, props).failures == []
 
 
+def test_an_openclaw_version_change_deploys_only_when_rehearsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    olds = checked(deploy_props("dev"))
+    news = checked(deploy_props("dev", openclawVersion="2026.9.7"))
+    # The preview shows the change as an ordinary update...
+    assert wd.WorkerDeployProvider().diff("id", olds, news).changes is True
+    # ...and the deploy stops before wrangler runs, naming the way through.
+    recorder = Recorder()
+    provider = wd.WorkerDeployProvider(runner=recorder)
+    monkeypatch.delenv(contract.OPENCLAW_REHEARSED_VAR, raising=False)
+    with pytest.raises(wd.UnrehearsedUpgrade) as refused:
+        provider.update("id", olds, news)
+    message = str(refused.value)
+    assert "openclawVersion 2026.9.6 -> 2026.9.7 was not rehearsed" in message
+    assert "python -m ops upgrade --stack dev --to 2026.9.7" in message
+    assert f"{contract.OPENCLAW_REHEARSED_VAR}=2026.9.7" in message
+    # Rehearsed for another version: still refused.
+    monkeypatch.setenv(contract.OPENCLAW_REHEARSED_VAR, "2026.9.8")
+    with pytest.raises(wd.UnrehearsedUpgrade):
+        provider.update("id", olds, news)
+    assert recorder.seen == []
+    # What `ops upgrade` sets for its own `pulumi up`: wrangler runs.
+    monkeypatch.setenv(contract.OPENCLAW_REHEARSED_VAR, "2026.9.7")
+    with pytest.raises(wd.WranglerError, match="recorded"):
+        provider.update("id", olds, news)
+    assert len(recorder.seen) == 1
+    # Any other change never needs it.
+    monkeypatch.delenv(contract.OPENCLAW_REHEARSED_VAR)
+    other = checked(deploy_props("dev", sleepAfter="30m"))
+    wd.refuse_unrehearsed_upgrade(olds, other, os.environ)
+
+
 def test_check_accepts_values_unknown_during_preview() -> None:
     props = deploy_props("dev")
     props["secrets"]["AI_GATEWAY_TOKEN"] = rpc.UNKNOWN
@@ -173,7 +207,10 @@ def test_secrets_reach_wrangler_only_through_a_0600_file_that_is_removed() -> No
     assert not Path(seen["args"][2]).parent.exists()  # the directory with the file is gone
 
 
-def test_an_unchanged_build_redeploys_the_running_image_and_a_new_build_the_dockerfile() -> None:
+def test_an_unchanged_build_redeploys_the_running_image_and_a_new_build_the_dockerfile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(contract.OPENCLAW_REHEARSED_VAR, "2026.9.7")  # as `ops upgrade` runs it
     olds = {**checked(deploy_props("dev")), "image": DIGEST_REF, "application_id": "app"}
     recorder = Recorder()
     provider = wd.WorkerDeployProvider(runner=recorder)

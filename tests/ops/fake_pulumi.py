@@ -1,9 +1,10 @@
 """A stand-in `pulumi` executable: records every call and keeps stacks in a JSON file.
 
 Written to a temporary bin directory by `install_fake_pulumi`; each call appends
-{"argv": [...], "stdin": "..."} to $FAKE_PULUMI_LOG, so a test can assert what reached the
-command line and what reached standard input. It answers the commands `ops init`, `ops upgrade`
-and the preflight run, the way the real CLI does for them (JSON shapes of `pulumi config --json`,
+{"argv": [...], "stdin": "...", "rehearsed": $MOLT_OPENCLAW_REHEARSED} to $FAKE_PULUMI_LOG, so
+a test can assert what reached the command line, standard input and that variable. It answers
+the commands `ops init`, `ops upgrade` and the preflight run, the way the real CLI does for
+them (JSON shapes of `pulumi config --json`,
 `config set` reading a value missing from the command line from a non-terminal stdin and
 dropping one trailing newline, `config rm` of an absent key succeeding). Anything else exits 2,
 so a new command cannot pass unnoticed.
@@ -79,7 +80,8 @@ def main() -> None:
     argv = sys.argv[1:]
     stdin = "" if sys.stdin.isatty() else sys.stdin.read()
     with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
-        log.write(json.dumps({"argv": argv, "stdin": stdin}) + "\n")
+        rehearsed = os.environ.get("MOLT_OPENCLAW_REHEARSED")
+        log.write(json.dumps({"argv": argv, "stdin": stdin, "rehearsed": rehearsed}) + "\n")
     state_file = Path(os.environ["FAKE_PULUMI_STATE"])
     state = json.loads(state_file.read_text())
     args = list(argv)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,7 @@ class MemoryPulumi:
     def stack_names(self) -> list[str]:
         return list(self.stacks)
 
-    def up(self, stack: str) -> None:
+    def up(self, stack: str, env: Mapping[str, str] | None = None) -> None:
         self.calls.append(("up", stack))
         target = self._stack(stack)
         target.deployed_config = dict(target.config)

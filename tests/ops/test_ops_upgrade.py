@@ -310,6 +310,10 @@ def test_a_new_version_that_fails_to_start_is_rolled_back(
     assert code == 1, printed
     # Deployed, found not ready, and deployed again with the previous version.
     assert stack.deployed_versions() == [NEW, PINNED]
+    # Each `pulumi up` names the version it deploys as rehearsed, so the Worker deploy lets it
+    # through (infra.dynamic.worker_deploy.refuse_unrehearsed_upgrade).
+    ups = [c["rehearsed"] for c in read_calls(stack.log) if c["argv"][0] == "up"]
+    assert ups == [NEW, PINNED]
     assert stack.state()["config"]["moltworker:openclawVersion"]["value"] == PINNED
     assert f"openclaw {NEW} was not ready within 0s" in printed
     assert "gateway exited with code 1 before it was ready" in printed
