@@ -24,7 +24,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from .context import Deps
+from .context import Commands, Deps
 from .errors import Console, OpsError
 from .pulumi_cli import Pulumi, check_stack_name
 
@@ -133,7 +133,7 @@ def cmd_adopt(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     return 0
 
 
-def register(commands: Any) -> None:
+def register(commands: Commands) -> None:
     parser = commands.add_parser(
         "adopt",
         help="upgrade a stack from the old deploy path (state only; nothing is deleted)",

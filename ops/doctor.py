@@ -26,7 +26,7 @@ from infra import settings
 from policies.secret_shapes import CREDENTIAL_FORMATS
 
 from .adopt import LEGACY_TYPES
-from .context import Deps
+from .context import Commands, Deps
 from .errors import Console
 
 if TYPE_CHECKING:
@@ -556,7 +556,7 @@ def cmd_doctor(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     return report(findings, console)
 
 
-def register(commands: Any) -> None:
+def register(commands: Commands) -> None:
     doctor = commands.add_parser(
         "doctor",
         help="preflight for `pulumi up`: tools, stack config, secrets, account, token, state",

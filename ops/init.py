@@ -27,7 +27,7 @@ import pulumi
 
 from infra import settings
 
-from .context import Deps
+from .context import Commands, Deps
 from .errors import Console, OpsError
 from .pulumi_cli import PulumiCli, check_stack_name
 
@@ -490,7 +490,7 @@ def cmd_init(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     return run_init(cli, answers, console, stack=stack or None, doctor=run_doctor)
 
 
-def register(commands: Any) -> None:
+def register(commands: Commands) -> None:
     """Adds `init` to the subcommands (`ops.context.Commands`)."""
     init = commands.add_parser(
         "init",

@@ -50,7 +50,7 @@ import httpx
 from contract import OPENCLAW_REHEARSED_VAR
 from infra import settings as infra_settings
 
-from .context import Deps, run_async
+from .context import Commands, Deps, run_async
 from .errors import Console, OpsError
 from .init import NS, load_settings
 from .outputs import SERVICE_TOKEN_ID, SERVICE_TOKEN_SECRET
@@ -781,7 +781,7 @@ def cmd_upgrade(args: argparse.Namespace, deps: Deps, console: Console) -> int:
     return 0 if ok else 1
 
 
-def register(commands: Any) -> None:
+def register(commands: Commands) -> None:
     """Adds `upgrade` to the subcommands (`ops.context.Commands`)."""
     upgrade = commands.add_parser(
         "upgrade",
