@@ -33,6 +33,7 @@ from .security_audit import SecurityAudit
 from .settings import Settings
 from .skills import remove_workspace_copies
 from .snapshots import SnapshotError, SnapshotInfo, SnapshotManager, Store, StoreUnavailable
+from .upgrade_state import UpgradeState
 
 log = logging.getLogger("supervisor")
 
@@ -87,6 +88,7 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._snapshot_lock = asyncio.Lock()
         self._openclaw_version: str | None = None
+        self.upgrade = UpgradeState()
         self._runners: list[web.AppRunner] = []
 
     @property
@@ -105,6 +107,7 @@ class Supervisor:
         try:
             return await self._run()
         finally:
+            self.upgrade.cancel()
             await self._check.cancel()
             for runner in reversed(self._runners):
                 await runner.cleanup()
@@ -130,6 +133,8 @@ class Supervisor:
             log.error("boot stopped: the state could not be restored: %s", exc)
             return EXIT_RESTORE
         private_state_dir(s.state_dir)
+        # Alongside the validator's verdict below, never in the boot's way.
+        self.upgrade.read(self.snapshots)
         if restored.snapshot is None:
             log.info("the store holds no snapshot yet: first boot, local state kept")
         else:
@@ -279,4 +284,6 @@ class Supervisor:
             "openclaw_version": self._openclaw_version,
             # OpenClaw's own `security audit` of this config and state (security_audit.py).
             "security": self.audit.status(),
+            # The snapshots kept by `ops upgrade` (upgrade_state.py).
+            "upgrade": self.upgrade.status(),
         }

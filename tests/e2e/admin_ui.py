@@ -73,7 +73,8 @@ def check_admin_ui(browser: Browser, stack: LocalStack) -> None:
         findings = page.locator("#security-findings li.finding")
         expect(findings.first).to_be_visible(timeout=AUDIT_TIMEOUT_MS)
         expect(page.locator("#openclaw-version")).to_have_text(pinned)
-        expect(page.locator("#upgrade-state")).to_contain_text("None in progress")
+        expect(page.locator("#upgrade-state")).to_contain_text("No snapshot is kept")
+        expect(page.locator("#upgrade-state")).to_contain_text("python -m ops upgrade")
 
         security = admin_status(stack)["security"]
         assert security["state"] in ("done", "running"), security

@@ -120,6 +120,10 @@ async def test_ready_status(runtime: Runtime) -> None:
     assert set(body["snapshot"]) == {"last_id", "last_at", "age_s", "pending"}
     assert set(body["model"]) == {"primary", "fallbacks", "key"}
     assert isinstance(body["model"]["key"], bool)
+    # Read alongside the boot from the store's kept markers: none in a fresh store.
+    assert body["upgrade"]["state"] == "none" and body["upgrade"]["kept"] == []
+    # The state holds device tokens and transcripts: owner-only whatever the umask.
+    assert stat.S_IMODE(Path(runtime.env["MOLT_STATE_DIR"]).stat().st_mode) == 0o700
 
 
 def test_rendered_config_private_and_valid(runtime: Runtime) -> None:

@@ -76,12 +76,10 @@ async function loadStatus() {
 	showSecurity(status.security);
 }
 
-/** The upgrade slot: what the runtime says of an upgrade, once it reports one. */
+/** The upgrade row: the snapshots `ops upgrade` kept, as the runtime read them at its boot. */
 function describeUpgrade(upgrade) {
-	if (upgrade && typeof upgrade.state === "string") {
-		return upgrade.message ? `${upgrade.state}: ${upgrade.message}` : upgrade.state;
-	}
-	return "None in progress. The version changes with the stack's openclawVersion and pulumi up.";
+	if (upgrade && typeof upgrade.message === "string") return upgrade.message;
+	return "unknown (this runtime does not report it)";
 }
 
 const SEVERITY_LABEL = { critical: "Critical", warn: "Warning", info: "Info" };
