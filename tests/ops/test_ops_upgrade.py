@@ -167,29 +167,28 @@ def cli_run(stack: Stack, *argv: str, transport: httpx.BaseTransport | None = No
     return main(["--pulumi", str(stack.exe), *argv], deps)
 
 
+def refused_upgrade(stack: Stack, version: str, worker: FakeWorker) -> str:
+    """Run `ops upgrade --to version`, which must refuse before deploy; what it printed."""
+    transport = httpx.MockTransport(worker.handle)
+    code = cli_run(stack, "upgrade", "--stack", "prod", "--to", version, transport=transport)
+    printed = stack.printed()
+    assert code == 1, printed
+    assert "upgrade refused before deploy" in printed and "the stack was not changed" in printed
+    calls = read_calls(stack.log)
+    assert not any(c["argv"][:2] == ["config", "set"] or c["argv"][0] == "up" for c in calls)
+    return printed
+
+
 def test_an_upgrade_the_config_cannot_satisfy_is_refused_before_deploy(
     stack: Stack, stand_ins: dict[str, Path], tmp_path: Path
 ) -> None:
     issue = {"path": "agents.defaults.model", "message": 'Unrecognized key: "fallbacks"'}
     stand_ins[NEW] = stand_in_openclaw(tmp_path / "openclaw-new", NEW, [issue])
     worker = FakeWorker(stack, broken=set())
-    code = cli_run(
-        stack,
-        "upgrade",
-        "--stack",
-        "prod",
-        "--to",
-        NEW,
-        transport=httpx.MockTransport(worker.handle),
-    )
-    printed = stack.printed()
-    assert code == 1
+    printed = refused_upgrade(stack, NEW, worker)
     # OpenClaw's own message, word for word.
     assert 'agents.defaults.model: Unrecognized key: "fallbacks"' in printed
-    assert "upgrade refused before deploy" in printed and "the stack was not changed" in printed
     assert worker.requests == []  # the config is judged before the stack is touched
-    calls = read_calls(stack.log)
-    assert not any(c["argv"][:2] == ["config", "set"] or c["argv"][0] == "up" for c in calls)
 
 
 @pytest.mark.timeout(900)  # run alone, the test installs the release (npm, ~470 MB)
@@ -197,26 +196,13 @@ def test_a_real_release_whose_schema_refuses_the_config_is_refused_before_deploy
     stack: Stack,
 ) -> None:
     worker = FakeWorker(stack, broken=set())
-    code = cli_run(
-        stack,
-        "upgrade",
-        "--stack",
-        "prod",
-        "--to",
-        REFUSING,
-        transport=httpx.MockTransport(worker.handle),
-    )
-    printed = stack.printed()
-    assert code == 1, printed
+    printed = refused_upgrade(stack, REFUSING, worker)
     # That release's own `config validate` words, for keys this project renders.
     assert 'gateway: Unrecognized key: "publicOrigin"' in printed, printed
     assert "models.providers.anthropic.models" in printed, printed
     assert f"openclaw@{REFUSING} refuses the config prod renders" in printed
-    assert "upgrade refused before deploy" in printed and "the stack was not changed" in printed
-    # Refused on the config alone: no snapshot was asked for, nothing was set or deployed.
+    # Refused on the config alone: no snapshot was asked for.
     assert worker.requests == []
-    calls = read_calls(stack.log)
-    assert not any(c["argv"][:2] == ["config", "set"] or c["argv"][0] == "up" for c in calls)
     # It really is that release, from the production install path.
     launcher = VERSIONS / REFUSING / "node_modules" / ".bin" / "openclaw"
     assert launcher.exists()
@@ -234,24 +220,11 @@ def test_a_version_that_fails_the_rehearsal_is_refused_and_its_snapshot_not_kept
 
     monkeypatch.setattr(upgrade, "rehearse_boot", crash)
     worker = FakeWorker(stack, broken=set())
-    code = cli_run(
-        stack,
-        "upgrade",
-        "--stack",
-        "prod",
-        "--to",
-        NEW,
-        transport=httpx.MockTransport(worker.handle),
-    )
-    printed = stack.printed()
-    assert code == 1, printed
+    printed = refused_upgrade(stack, NEW, worker)
     assert "database schema 42 is newer than this build" in printed
-    assert "upgrade refused before deploy" in printed
     # The rehearsal booted on the snapshot taken for it, which is not kept after a refusal.
     assert worker.snapshots_before_up == [True] and booted and booted[0] is not None
     assert "kept gen-7" not in printed
-    calls = read_calls(stack.log)
-    assert not any(c["argv"][:2] == ["config", "set"] or c["argv"][0] == "up" for c in calls)
 
 
 class FakeWorker:
