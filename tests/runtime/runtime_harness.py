@@ -196,12 +196,18 @@ class Runtime:
             self.proc.send_signal(signal.SIGTERM)
         return self.wait_exit()
 
-    def stop_all(self) -> None:
-        """End the runtime and every process it started, whatever state they are in."""
+    def stop_all(self, *, graceful: bool = True) -> None:
+        """End the runtime and every process it started, whatever state they are in.
+
+        `graceful=False` skips SIGTERM, for a module that does not test stopping: after a config
+        reload OpenClaw's Telegram channel cannot abort its poll without a network and the
+        gateway takes the runtime's whole 20 s grace (OpenClaw: "channel stop exceeded 5000ms").
+        """
         assert self.proc is not None
         tree = process_tree(self.proc.pid)
-        with suppress(subprocess.TimeoutExpired):
-            self.terminate()
+        if graceful:
+            with suppress(subprocess.TimeoutExpired):
+                self.terminate()
         for pid in tree:
             with suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)

@@ -340,7 +340,7 @@ def unsafe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
         rt.wait_ready()
         yield rt
     finally:
-        rt.stop_all()
+        rt.stop_all(graceful=False)
 
 
 @pytest.mark.openclaw
