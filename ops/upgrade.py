@@ -9,7 +9,9 @@ stand-ins: the rendered config refers to secrets, it never holds them), and that
 (`sandbox_runtime.openclaw_cli.ConfigCheck`). A refusal prints OpenClaw's own messages.
 
 Deploy: `openclawVersion` is set in the stack config and `pulumi up` runs (the normal deploy
-path). The admin status (`/api/admin/status` through the Worker and Access, as `ops smoke`
+path) with `MOLT_OPENCLAW_REHEARSED` naming the version: the Worker deploy refuses a version
+change without it, so a hand-edited `openclawVersion` cannot skip this preflight. The admin
+status (`/api/admin/status` through the Worker and Access, as `ops smoke`
 reads it) is polled until the runtime reports phase `ready` with the expected
 `openclaw_version`; if that does not happen within `--wait`, `openclawVersion` goes back to the
 previous version, `pulumi up` runs again, and the command says why and exits 1.
