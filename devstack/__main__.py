@@ -215,8 +215,7 @@ def _run(stack: _Running, show_secrets: bool) -> int:
             print(containers_summary(cast("ContainerStack", stack), show_secrets), flush=True)
         while True:
             for child in stack.children():
-                # The containers mode never revives (revive_worker says no): a restart there
-                # would reattach to a running container.
+                # wrangler dev's own crash (devstack.base.WorkerReviver), in either mode.
                 if child is stack.worker and stack.worker_revivals < MAX_WORKER_REVIVALS:
                     stack.revive_worker()
                 if not child.running():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -176,3 +177,65 @@ def health_phase(url: str) -> str | None:
     except (OSError, ValueError):
         return None
     return body.get("phase") if isinstance(body, dict) else None
+
+
+class WorkerReviver:
+    """Starts `wrangler dev` again when it exits, for both stacks.
+
+    wrangler dev exits when its ProxyWorker sees a client abort a request ("Network connection
+    lost", printed as an empty `✘ [ERROR]`; cloudflare/workers-sdk#15451, open). Browsers abort
+    requests all the time, so without this a local run dies at random. It is the local harness,
+    not the Worker: a deployed Worker has no ProxyWorker. In the containers mode the new
+    wrangler reattaches to the container that still runs (the same container answers at once).
+    Every revival is counted and announced with the log to read, so a Worker that really
+    crashes shows up.
+    """
+
+    worker: Child | None
+    progress: Callable[[str], None]
+
+    def _init_reviver(self) -> None:
+        # How often `wrangler dev` had to be started again.
+        self.worker_revivals = 0
+        self._revive_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._watchdog: threading.Thread | None = None
+
+    def _wait_worker(self) -> None:
+        raise NotImplementedError
+
+    def _stop_reviver(self, join_s: float) -> None:
+        self._stopping.set()
+        if self._watchdog is not None:
+            self._watchdog.join(join_s)
+            self._watchdog = None
+
+    def revive_worker(self) -> bool:
+        """Start `wrangler dev` again if it has exited; True when it had to."""
+        with self._revive_lock:
+            worker = self.worker
+            if worker is None or worker.running() or self._stopping.is_set():
+                return False
+            code = worker.returncode()
+            worker.stop(0)  # its workerd may still hold the port
+            self.progress(
+                f"the Worker (wrangler dev) exited with {code}; starting it again (wrangler dev "
+                f"exits when a browser aborts a request: workers-sdk#15451); see {worker.log_path}"
+            )
+            worker.start()
+            self._wait_worker()
+            self.worker_revivals += 1
+            return True
+
+    def watch_worker(self, interval_s: float = 0.5) -> None:
+        """Revive `wrangler dev` from a background thread until stop() (tests, benchmarks)."""
+
+        def watch() -> None:
+            while not self._stopping.wait(interval_s):
+                try:
+                    self.revive_worker()
+                except DevstackError as exc:
+                    self.progress(f"the Worker did not come back: {exc}")
+
+        self._watchdog = threading.Thread(target=watch, name="worker-watchdog", daemon=True)
+        self._watchdog.start()

@@ -46,6 +46,7 @@ from .base import (
     WORKER_DIR,
     DevstackError,
     Tools,
+    WorkerReviver,
     frozen_worker,
     http_status,
     load_secrets,
@@ -182,7 +183,7 @@ def containers_wrangler_config(
     return config
 
 
-class ContainerStack:
+class ContainerStack(WorkerReviver):
     def __init__(self, config: ContainersConfig, progress: Progress | None = None) -> None:
         self.config = config
         self.home = config.home.resolve()
@@ -201,7 +202,7 @@ class ContainerStack:
         self.worker: Child | None = None
         self.sandbox_image = ""
         self.egress_image = ""
-        self.worker_revivals = 0  # the local-backend stack's counter; kept for shared helpers
+        self._init_reviver()
         self._podman_ok = False
 
     # ------------------------------------------------------------------ addresses
@@ -263,6 +264,7 @@ class ContainerStack:
 
     def stop(self) -> None:
         """The container first (SIGTERM: final snapshot), then the Worker, then the rest."""
+        self._stop_reviver(WORKER_READY_S)
         if not self._podman_ok:
             return  # start() stopped before anything was started
         if self.podman_service is not None:
@@ -569,11 +571,6 @@ class ContainerStack:
             self.worker,
         )
         self.progress(f"Worker ready ({took:.1f}s); the container starts on the first request")
-
-    def revive_worker(self) -> bool:
-        """The local-backend stack restarts a wrangler dev that died of workers-sdk#15451; here a
-        dead Worker is reported instead (a restart would reattach to a running container)."""
-        return False
 
     def trigger_cron(self) -> dict:
         """Run the Worker's scheduled handler once (wrangler dev --test-scheduled); its log line."""

@@ -10,7 +10,6 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from .base import (
     WORKER_DIR,
     DevstackError,
     Tools,
+    WorkerReviver,
     frozen_worker,
     health_phase,
     http_status,
@@ -74,7 +74,7 @@ class Ports:
     inspector: int
 
 
-class LocalStack:
+class LocalStack(WorkerReviver):
     def __init__(self, config: LocalStackConfig, progress: Progress | None = None) -> None:
         self.config = config
         self.home = config.home
@@ -92,11 +92,7 @@ class LocalStack:
         self.worker: Child | None = None
         self._profile_dir: Path | None = None
         self.chromium_ws = ""  # Chromium's browser WebSocket, read once it answers
-        # How often `wrangler dev` had to be started again (see revive_worker).
-        self.worker_revivals = 0
-        self._revive_lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._watchdog: threading.Thread | None = None
+        self._init_reviver()
 
     # ------------------------------------------------------------------ addresses
 
@@ -149,10 +145,7 @@ class LocalStack:
 
     def stop(self) -> None:
         """The Worker first (no new traffic), then the runtime (final snapshot), then Chromium."""
-        self._stopping.set()
-        if self._watchdog is not None:
-            self._watchdog.join(WORKER_READY_S)
-            self._watchdog = None
+        self._stop_reviver(WORKER_READY_S)
         if self.worker is not None and self.worker.running():
             self.progress("stopping the Worker")
             self.worker.stop(WORKER_STOP_GRACE_S)
@@ -192,43 +185,6 @@ class LocalStack:
     def start_runtime_again(self) -> None:
         self._start_runtime()
         self._wait_runtime()
-
-    def revive_worker(self) -> bool:
-        """Start `wrangler dev` again if it has exited; True when it had to.
-
-        wrangler dev exits when its ProxyWorker sees a client abort a request ("Network
-        connection lost", printed as an empty `✘ [ERROR]`; cloudflare/workers-sdk#15451, open).
-        Browsers abort requests all the time, so without this a local run dies at random. It is
-        the local harness, not the Worker: a deployed Worker has no ProxyWorker. Every revival is
-        counted and announced with the log to read, so a Worker that really crashes shows up.
-        """
-        with self._revive_lock:
-            worker = self.worker
-            if worker is None or worker.running() or self._stopping.is_set():
-                return False
-            code = worker.returncode()
-            worker.stop(0)  # its workerd may still hold the port
-            self.progress(
-                f"the Worker (wrangler dev) exited with {code}; starting it again (wrangler dev "
-                f"exits when a browser aborts a request: workers-sdk#15451); see {worker.log_path}"
-            )
-            worker.start()
-            self._wait_worker()
-            self.worker_revivals += 1
-            return True
-
-    def watch_worker(self, interval_s: float = 0.5) -> None:
-        """Revive `wrangler dev` from a background thread until stop() (tests, benchmarks)."""
-
-        def watch() -> None:
-            while not self._stopping.wait(interval_s):
-                try:
-                    self.revive_worker()
-                except DevstackError as exc:
-                    self.progress(f"the Worker did not come back: {exc}")
-
-        self._watchdog = threading.Thread(target=watch, name="worker-watchdog", daemon=True)
-        self._watchdog.start()
 
     def children(self) -> list[Child]:
         return [c for c in (self.chromium, self.runtime, self.worker) if c is not None]

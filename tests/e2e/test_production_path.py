@@ -57,6 +57,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator
         )
     )
     running.start()
+    running.watch_worker()
     try:
         yield running
     finally:
@@ -394,6 +395,23 @@ def test_cron_snapshots_a_running_container_with_unsaved_changes(
 
 
 # --------------------------------------------------------------------------- store outage
+
+
+def test_a_dead_wrangler_dev_is_started_again_and_finds_the_running_container(
+    stack: ContainerStack,
+) -> None:
+    """workers-sdk#15451 kills wrangler dev when a browser aborts a request; the stack starts it
+    again and the new one reattaches to the container that kept running."""
+    assert stack.worker is not None
+    name = stack.app_container()
+    assert name is not None
+    before = stack.worker_revivals
+    stack.worker.proc.kill()
+    wait_for(lambda: stack.worker_revivals > before, 120, "wrangler dev started again")
+    status, html = page_of(stack.url + "/")
+    assert status == 200 and "openclaw" in html.lower(), html[:300]
+    assert stack.app_container() == name
+    assert admin_api(stack, "status")["phase"] == "ready"
 
 
 def test_a_container_that_cannot_reach_its_store_shows_the_cause(
