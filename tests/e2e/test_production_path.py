@@ -402,11 +402,12 @@ def test_a_dead_wrangler_dev_is_started_again_and_finds_the_running_container(
 ) -> None:
     """workers-sdk#15451 kills wrangler dev when a browser aborts a request; the stack starts it
     again and the new one reattaches to the container that kept running."""
-    assert stack.worker is not None and stack.worker.proc is not None
+    wrangler = stack.worker.proc if stack.worker is not None else None
+    assert wrangler is not None
     name = stack.app_container()
     assert name is not None
     before = stack.worker_revivals
-    stack.worker.proc.kill()
+    wrangler.kill()
     wait_for(lambda: stack.worker_revivals > before, 120, "wrangler dev started again")
     status, html = page_of(stack.url + "/")
     assert status == 200 and "openclaw" in html.lower(), html[:300]
