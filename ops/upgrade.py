@@ -290,8 +290,8 @@ def preflight(
     version: str,
     env: Mapping[str, str],
     console: Console,
-    rehearsal: Rehearsal | None = None,
 ) -> Verdict:
+    """Install that version and judge the config the stack renders with it (nothing touched)."""
     s = stack_settings(cli, stack)
     console.print(f"preflight: installing openclaw@{version} (cached under .cache/)")
     openclaw = installed_openclaw(version, env)
@@ -309,9 +309,7 @@ def preflight(
             console.print(f"  {issue}")
         return verdict
     console.print(f"preflight: openclaw@{version} accepts the config {stack} renders")
-    if rehearsal is None:
-        return verdict
-    return rehearse(verdict, rehearsal, console)
+    return verdict
 
 
 def rehearse(verdict: Verdict, rehearsal: Rehearsal, console: Console) -> Verdict:
